@@ -1,0 +1,169 @@
+# Makefile - builds libtgc, its tests and benchmarks (GNU make).
+#
+#   make                       build/libtgc.a and build/libtgc.so
+#   make test                  install missing Debian packages (make deps),
+#                              build and run the Criterion suite, then the
+#                              embedding test (tests/embed/run.sh)
+#   make SANITIZE=address,undefined test
+#                              the same under ASan and UBSan, built in its
+#                              own folder (build/san-address-undefined)
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make bench                 build bench/*.c and run bench/run.sh
+#   make deps                  install missing Debian packages (tools/deps.sh)
+#   make clean                 remove build/
+#
+# Every file the build writes lies under $(BUILD).  Objects sit in
+# $(B)/obj/<source path>.o beside their -MMD dependency files, so a header
+# change rebuilds exactly the objects that include it.  $(B) is $(BUILD) for
+# a normal build and $(BUILD)/san-<list> for a sanitizer build, so the two
+# never share an object.
+
+VERSION := 0.1.0
+SOMAJOR := 0
+
+BUILD ?= build
+comma := ,
+SANITIZE ?=
+ifeq ($(strip $(SANITIZE)),)
+  B := $(BUILD)
+  SAN_FLAGS :=
+  RUN_ENV :=
+else
+  B := $(BUILD)/san-$(subst $(comma),-,$(strip $(SANITIZE)))
+  SAN_FLAGS := -fsanitize=$(strip $(SANITIZE)) -fno-sanitize-recover=all -fno-omit-frame-pointer
+  # Caller's own options come last, so they can override ours.
+  RUN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS} \
+             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1$${UBSAN_OPTIONS:+:$$UBSAN_OPTIONS}
+endif
+
+# CFLAGS and LDFLAGS are the caller's to override; the language level,
+# the warnings and the flags the library needs are always added, and
+# -Werror comes last so that no CFLAGS can turn it off.
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+BASE_CFLAGS := -std=c11 -Wall -Wextra -fPIC -pthread -Iinclude
+ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS) -Werror
+ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
+LIBS := -ldl -lm -pthread
+# Benchmarks are compiled for this machine, as the kernels they time are.
+BENCH_CFLAGS ?= -march=native
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PUBLIC_HEADERS := include/tgc.h include/tgc_dtypes.def
+
+LIB_SRCS := $(wildcard ops/*.c compiler/*.c runtime/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+TEST_SRCS := $(wildcard tests/*.c)
+TEST_OBJS := $(TEST_SRCS:%.c=$(B)/obj/%.o)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(B)/obj/%.o)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+
+STATIC_LIB := $(B)/libtgc.a
+SHARED_LIB := $(B)/libtgc.so
+TEST_BIN := $(B)/tests/tgc-tests
+TEST_JOBS ?= 2
+TEST_ARGS ?=
+
+.PHONY: all deps test bench install uninstall clean FORCE
+.DELETE_ON_ERROR:
+
+all: $(STATIC_LIB) $(SHARED_LIB)
+
+# ---- library ---------------------------------------------------------------
+
+$(STATIC_LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# The real file is libtgc.so with soname libtgc.so.0; the libtgc.so.0 link
+# lets programs linked against it run with LD_LIBRARY_PATH=$(B).
+$(SHARED_LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libtgc.so.$(SOMAJOR) -Wl,-z,defs $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	ln -sf libtgc.so $(B)/libtgc.so.$(SOMAJOR)
+
+# One rule for every object: library, tests and benchmarks.  Objects also
+# depend on $(B)/flags, so changing CFLAGS rebuilds them.
+$(B)/obj/%.o: %.c $(B)/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(if $(filter bench/%,$<),$(BENCH_CFLAGS)) -MMD -MP -c -o $@ $<
+
+# Rewritten only when the flags differ from last time (see git's GIT-CFLAGS).
+FLAGS_TEXT = $(CC) $(ALL_CFLAGS) | $(ALL_LDFLAGS) $(LIBS) | $(BENCH_CFLAGS)
+$(B)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+
+# ---- dependencies ----------------------------------------------------------
+
+# Quiet when nothing is missing; installs with apt-get as root, otherwise
+# prints the command and fails.
+deps:
+	@tools/deps.sh
+
+# `make test` checks the packages before compiling anything, also under -j.
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+$(LIB_OBJS) $(TEST_OBJS): | deps
+endif
+
+# ---- tests -----------------------------------------------------------------
+
+$(TEST_BIN): $(TEST_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJS) $(STATIC_LIB) -lcriterion $(LIBS)
+
+# The suite gets a fresh kernel cache in $(B)/tests/cache; tests that need
+# their own cache directory set TGC_CACHE_DIR themselves.  Then the
+# embedding test installs this build into a temporary prefix and builds a
+# program against it with pkg-config (under SANITIZE, the sanitized build
+# with the program compiled with the same sanitizers).
+test: deps $(TEST_BIN)
+	rm -rf $(B)/tests/cache
+	TGC_CACHE_DIR=$(abspath $(B))/tests/cache $(RUN_ENV) \
+	  $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	$(RUN_ENV) MAKE='$(MAKE)' SANITIZE='$(SANITIZE)' EMBED_CFLAGS='$(SAN_FLAGS)' \
+	  tests/embed/run.sh
+
+# ---- benchmarks ------------------------------------------------------------
+
+# Kept, not deleted as intermediates, so a second `make bench` builds nothing.
+.SECONDARY: $(BENCH_OBJS)
+$(B)/bench/%: $(B)/obj/bench/%.o $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
+# bench/run.sh finds the binaries in $TGC_BENCH_DIR (an absolute path).
+bench: $(BENCH_BINS)
+	@if [ -f bench/run.sh ]; then \
+	  echo "TGC_BENCH_DIR=$(abspath $(B))/bench bench/run.sh"; \
+	  TGC_BENCH_DIR=$(abspath $(B))/bench $(RUN_ENV) bash bench/run.sh; \
+	else \
+	  echo "bench: no bench/run.sh; built: $(or $(BENCH_BINS),nothing)"; \
+	fi
+
+# ---- install ---------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/libtgc.a
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/libtgc.so.$(VERSION)
+	ln -sf libtgc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtgc.so.$(SOMAJOR)
+	ln -sf libtgc.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libtgc.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    tgc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tgc.pc
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(PUBLIC_HEADERS)))
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libtgc.a libtgc.so libtgc.so.$(SOMAJOR) \
+	        libtgc.so.$(VERSION) pkgconfig/tgc.pc)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,628 @@
+/* lower.c - kernel AST + kernel shape -> linear IR.
+ *
+ * The linear IR is a list of instructions in program order: loops
+ * (RANGE/ENDRANGE), index arithmetic, loads, ALU ops, accumulators and
+ * stores.  Upcast and unroll axes are expanded here: the AST is lowered
+ * once per combination of their values, and common subexpressions are
+ * shared (so a load that does not depend on an upcast axis is emitted
+ * once).  The vector axis, if any, is not expanded: values that depend on
+ * it are vectors, loaded with one wide load where memory is contiguous.
+ *
+ * Index arithmetic is folded as it is built, with value bounds, so views
+ * stacked by a reshape do not leave divisions in the inner loop when they
+ * cancel.  Half-precision values are computed in f32: loads convert, and
+ * stores convert back.
+ */
+#include "tgc_internal.h"
+
+#include <math.h>
+
+typedef struct lower {
+  tgc_linprog *p;
+  const tgc_kshape *ks;
+  int W;                     /* lanes of the vector axis; 1 if none */
+  int vals[TGC_MAX_KDIMS];   /* instruction giving each axis's value */
+  int *cse;                  /* open hash of instruction indices */
+  size_t cse_cap;
+  int globals[32];           /* DEFINE_GLOBAL per slot */
+  const tgc_uop **memo_k;    /* AST node -> instruction, per expansion */
+  int *memo_v;
+  int nmemo, memo_cap;
+} lower;
+
+static tgc_dtype cdt(tgc_dtype dt) { return dt == TGC_F16 || dt == TGC_BF16 ? TGC_F32 : dt; }
+static bool is_half(tgc_dtype dt) { return dt == TGC_F16 || dt == TGC_BF16; }
+
+/* ---- emitting with common-subexpression elimination ---------------------- */
+
+static uint64_t lin_hash(const tgc_lin *l) {
+  uint64_t h = tgc_hash64(l->src, sizeof *l->src * (size_t)l->nsrc,
+                          ((uint64_t)l->op << 16) | ((uint64_t)l->dtype << 8) | l->vec);
+  return tgc_hash64(&l->c, sizeof l->c, h);
+}
+
+static bool lin_eq(const tgc_lin *a, const tgc_lin *b) {
+  return a->op == b->op && a->dtype == b->dtype && a->vec == b->vec && a->nsrc == b->nsrc &&
+         !memcmp(a->src, b->src, sizeof *a->src * (size_t)a->nsrc) &&
+         !memcmp(&a->c, &b->c, sizeof a->c);
+}
+
+static bool cse_ok(tgc_op op) {
+  return op != TGC_OP_RANGE && op != TGC_OP_ENDRANGE && op != TGC_OP_DEFINE_ACC &&
+         op != TGC_OP_ACC_ASSIGN && op != TGC_OP_STORE;
+}
+
+static void cse_grow(lower *L) {
+  size_t cap = L->cse_cap ? L->cse_cap * 2 : 1024;
+  int *t = tgc_xmalloc(sizeof *t * cap);
+  for (size_t i = 0; i < cap; i++) t[i] = -1;
+  for (int i = 0; i < L->p->n; i++) {
+    if (!cse_ok(L->p->ins[i].op)) continue;
+    size_t j = lin_hash(&L->p->ins[i]) & (cap - 1);
+    while (t[j] >= 0) j = (j + 1) & (cap - 1);
+    t[j] = i;
+  }
+  free(L->cse);
+  L->cse = t;
+  L->cse_cap = cap;
+}
+
+static int emit_full(lower *L, tgc_op op, tgc_dtype dt, int vec, int nsrc, const int *src,
+                     tgc_cval c, int64_t vmin, int64_t vmax) {
+  tgc_lin l = {.op = (uint16_t)op, .dtype = (uint8_t)dt, .vec = (uint8_t)vec, .nsrc = nsrc,
+               .src = (int *)src, .c = c, .vmin = vmin, .vmax = vmax};
+  size_t h = 0;
+  if (cse_ok(op)) {
+    if ((size_t)(L->p->n + 1) * 2 > L->cse_cap) cse_grow(L);
+    h = lin_hash(&l) & (L->cse_cap - 1);
+    for (; L->cse[h] >= 0; h = (h + 1) & (L->cse_cap - 1)) {
+      tgc_lin *o = &L->p->ins[L->cse[h]];
+      if (!o->dead && lin_eq(o, &l)) return L->cse[h];
+    }
+  }
+  tgc_linprog *p = L->p;
+  if (p->n == p->cap) p->ins = tgc_xrealloc(p->ins, sizeof *p->ins * (size_t)(p->cap = p->cap ? p->cap * 2 : 256));
+  l.src = nsrc ? tgc_xmalloc(sizeof *src * (size_t)nsrc) : NULL;
+  if (nsrc) memcpy(l.src, src, sizeof *src * (size_t)nsrc);
+  p->ins[p->n] = l;
+  if (cse_ok(op)) L->cse[h] = p->n;
+  return p->n++;
+}
+
+static int emit(lower *L, tgc_op op, tgc_dtype dt, int vec, int nsrc, const int *src) {
+  return emit_full(L, op, dt, vec, nsrc, src, (tgc_cval){0, 0}, INT64_MIN, INT64_MAX);
+}
+
+static const tgc_lin *I(lower *L, int i) { return &L->p->ins[i]; }
+
+static int cnst(lower *L, tgc_dtype dt, tgc_cval c) {
+  return emit_full(L, TGC_OP_CONST, dt, 1, 0, NULL, c, c.i, c.i);
+}
+static int iconst(lower *L, int64_t v) { return cnst(L, TGC_I64, (tgc_cval){(double)v, v}); }
+static int bconst(lower *L, bool v) { return cnst(L, TGC_BOOL, (tgc_cval){v, v}); }
+static bool is_const(lower *L, int i, int64_t *v) {
+  if (I(L, i)->op != TGC_OP_CONST) return false;
+  if (v) *v = I(L, i)->c.i;
+  return true;
+}
+
+/* ---- folded index arithmetic (int64, bounds tracked) ---------------------- */
+
+static int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? (a < 0 ? INT64_MIN : INT64_MAX) : r;
+}
+static int64_t sat_mul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? ((a < 0) != (b < 0) ? INT64_MIN : INT64_MAX) : r;
+}
+
+static int iadd(lower *L, int a, int b) {
+  int64_t x, y;
+  if (is_const(L, a, &x) && is_const(L, b, &y)) return iconst(L, x + y);
+  if (is_const(L, a, &x) && x == 0) return b;
+  if (is_const(L, b, &y) && y == 0) return a;
+  int s[2] = {a, b};
+  return emit_full(L, TGC_OP_ADD, TGC_I64, 1, 2, s, (tgc_cval){0, 0},
+                   sat_add(I(L, a)->vmin, I(L, b)->vmin), sat_add(I(L, a)->vmax, I(L, b)->vmax));
+}
+
+static int imul(lower *L, int a, int64_t c) {
+  int64_t x;
+  if (c == 0) return iconst(L, 0);
+  if (c == 1) return a;
+  if (is_const(L, a, &x)) return iconst(L, x * c);
+  int s[2] = {a, iconst(L, c)};
+  int64_t lo = sat_mul(I(L, a)->vmin, c), hi = sat_mul(I(L, a)->vmax, c);
+  return emit_full(L, TGC_OP_MUL, TGC_I64, 1, 2, s, (tgc_cval){0, 0}, lo < hi ? lo : hi, lo < hi ? hi : lo);
+}
+
+/* Splits a sum into terms divisible by c (returned divided) and a rest. */
+static void split_terms(lower *L, int a, int64_t c, int *quot, int *rest) {
+  const tgc_lin *l = I(L, a);
+  int64_t v;
+  if (l->op == TGC_OP_ADD && l->dtype == TGC_I64) {
+    int q1, r1, q2, r2;
+    int s0 = l->src[0], s1 = l->src[1];
+    split_terms(L, s0, c, &q1, &r1);
+    split_terms(L, s1, c, &q2, &r2);
+    *quot = iadd(L, q1, q2);
+    *rest = iadd(L, r1, r2);
+  } else if (l->op == TGC_OP_MUL && l->dtype == TGC_I64 && is_const(L, l->src[1], &v) && v % c == 0) {
+    *quot = imul(L, l->src[0], v / c);
+    *rest = iconst(L, 0);
+  } else if (is_const(L, a, &v) && v % c == 0) {
+    *quot = iconst(L, v / c);
+    *rest = iconst(L, 0);
+  } else {
+    *quot = iconst(L, 0);
+    *rest = a;
+  }
+}
+
+static int idivc(lower *L, int a, int64_t c) {
+  int64_t x;
+  if (c == 1) return a;
+  if (is_const(L, a, &x) && x >= 0) return iconst(L, x / c);
+  const tgc_lin *l = I(L, a);
+  if (l->vmin >= 0 && l->vmax < c) return iconst(L, 0);
+  int q, r;
+  split_terms(L, a, c, &q, &r);
+  if (I(L, r)->vmin >= 0 && I(L, r)->vmax < c) return q;
+  if (I(L, r)->vmin >= 0 && !(is_const(L, q, &x) && x == 0)) {
+    int s[2] = {r, iconst(L, c)};
+    int d = emit_full(L, TGC_OP_IDIV, TGC_I64, 1, 2, s, (tgc_cval){0, 0}, I(L, r)->vmin / c, I(L, r)->vmax / c);
+    return iadd(L, q, d);
+  }
+  int s[2] = {a, iconst(L, c)};
+  bool pos = l->vmin >= 0;
+  return emit_full(L, TGC_OP_IDIV, TGC_I64, 1, 2, s, (tgc_cval){0, 0}, pos ? l->vmin / c : INT64_MIN,
+                   pos ? l->vmax / c : INT64_MAX);
+}
+
+static int imodc(lower *L, int a, int64_t c) {
+  int64_t x;
+  if (c == 1) return iconst(L, 0);
+  if (is_const(L, a, &x) && x >= 0) return iconst(L, x % c);
+  const tgc_lin *l = I(L, a);
+  if (l->vmin >= 0 && l->vmax < c) return a;
+  int q, r;
+  split_terms(L, a, c, &q, &r);
+  if (I(L, r)->vmin >= 0 && I(L, r)->vmax < c) return r;
+  int src = I(L, r)->vmin >= 0 ? r : a;
+  int s[2] = {src, iconst(L, c)};
+  bool pos = I(L, src)->vmin >= 0;
+  return emit_full(L, TGC_OP_MOD, TGC_I64, 1, 2, s, (tgc_cval){0, 0}, pos ? 0 : -(c - 1), c - 1);
+}
+
+static int band(lower *L, int a, int b) {
+  int64_t x;
+  if (is_const(L, a, &x)) return x ? b : a;
+  if (is_const(L, b, &x)) return x ? a : b;
+  int s[2] = {a, b};
+  return emit(L, TGC_OP_AND, TGC_BOOL, 1, 2, s);
+}
+
+/* lo <= a < hi, folded by bounds. */
+static int in_range(lower *L, int a, int64_t lo, int64_t hi) {
+  if (hi <= lo) return bconst(L, false);
+  int r = bconst(L, true);
+  if (I(L, a)->vmin < lo) {
+    int s[2] = {iconst(L, lo), a};
+    r = band(L, r, I(L, a)->vmax < lo ? bconst(L, false) : emit(L, TGC_OP_CMPLE, TGC_BOOL, 1, 2, s));
+  }
+  if (I(L, a)->vmax >= hi) {
+    int s[2] = {a, iconst(L, hi)};
+    r = band(L, r, I(L, a)->vmin >= hi ? bconst(L, false) : emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, s));
+  }
+  return r;
+}
+
+/* Index and validity of a leaf's element, for the current axis values. */
+static void view_index(lower *L, const tgc_st *st, const int *vals, int *idx, int *valid) {
+  const tgc_view *v = tgc_st_top(st);
+  int lin = iconst(L, v->offset), ok = bconst(L, true);
+  for (int i = 0; i < v->ndim; i++) {
+    if (v->shape[i] == 1) continue;
+    lin = iadd(L, lin, imul(L, vals[i], v->strides[i]));
+    if (v->has_mask) ok = band(L, ok, in_range(L, vals[i], v->mask[i][0], v->mask[i][1]));
+  }
+  for (int k = st->nviews - 2; k >= 0; k--) {
+    const tgc_view *w = &st->views[k];
+    int64_t after = 1;
+    int nl = iconst(L, w->offset);
+    for (int d = w->ndim - 1; d >= 0; d--) {
+      if (w->shape[d] == 1) continue;
+      int x = imodc(L, idivc(L, lin, after), w->shape[d]);
+      after *= w->shape[d];
+      nl = iadd(L, nl, imul(L, x, w->strides[d]));
+      if (w->has_mask) ok = band(L, ok, in_range(L, x, w->mask[d][0], w->mask[d][1]));
+    }
+    lin = nl;
+  }
+  *idx = lin;
+  *valid = ok;
+}
+
+/* ---- values: vectors, casts, ALU ---------------------------------------- */
+
+static int gep(lower *L, int v, int lane) {
+  if (I(L, v)->vec == 1) return v;
+  int s[1] = {v};
+  return emit_full(L, TGC_OP_GEP, I(L, v)->dtype, 1, 1, s, (tgc_cval){lane, lane}, INT64_MIN, INT64_MAX);
+}
+
+static int broadcast_vec(lower *L, int v, int w) {
+  if (w == 1 || I(L, v)->vec == w) return v;
+  int s[64];
+  for (int i = 0; i < w; i++) s[i] = v;
+  return emit(L, TGC_OP_VECTORIZE, I(L, v)->dtype, w, w, s);
+}
+
+/* Ops the language renders directly on vectors; everything else is split
+ * into lanes. */
+static bool vec_ok(tgc_op op, tgc_dtype dt, tgc_dtype src_dt) {
+  if (op == TGC_OP_CAST) /* bf16 converts with a helper, lane by lane */
+    return tgc_dtypes[dt].is_float && tgc_dtypes[src_dt].is_float && dt != TGC_BF16 && src_dt != TGC_BF16;
+  return (tgc_ops[op].flags & F_VEC) && tgc_dtypes[dt].is_float;
+}
+
+static int alu(lower *L, tgc_op op, tgc_dtype dt, int n, int *src) {
+  int w = 1;
+  for (int i = 0; i < n; i++) w = I(L, src[i])->vec > w ? I(L, src[i])->vec : w;
+  if (w > 1 && !vec_ok(op, dt, (tgc_dtype)I(L, src[0])->dtype)) {
+    int lanes[64];
+    for (int l = 0; l < w; l++) {
+      int s[3];
+      for (int i = 0; i < n; i++) s[i] = gep(L, src[i], l);
+      lanes[l] = alu(L, op, dt, n, s);
+    }
+    return emit(L, TGC_OP_VECTORIZE, dt, w, w, lanes);
+  }
+  for (int i = 0; i < n; i++) src[i] = broadcast_vec(L, src[i], w);
+  if (op == TGC_OP_CAST && I(L, src[0])->dtype == dt && I(L, src[0])->vec == w) return src[0];
+  return emit(L, op, dt, w, n, src);
+}
+
+static int cast(lower *L, int v, tgc_dtype dt) {
+  if (I(L, v)->dtype == dt) return v;
+  int s[1] = {v};
+  return alu(L, TGC_OP_CAST, dt, 1, s);
+}
+
+/* ---- leaves ------------------------------------------------------------- */
+
+static int lane_vals(lower *L, int lane, int *vals) {
+  memcpy(vals, L->vals, sizeof L->vals);
+  if (L->ks->vec_axis >= 0) vals[L->ks->vec_axis] = iconst(L, lane);
+  return L->ks->ndim;
+}
+
+/* How a leaf meets the vector axis: 0 not at all (a scalar), 1 contiguous
+ * (one wide access), 2 anything else (one access per lane). */
+static int leaf_mode(lower *L, int leaf) {
+  const tgc_kshape *ks = L->ks;
+  int va = ks->vec_axis;
+  if (va < 0) return 0;
+  const tgc_view *v = tgc_st_top(&ks->sts[leaf]);
+  bool masked = v->has_mask && (v->mask[va][0] != 0 || v->mask[va][1] != v->shape[va]);
+  if (v->shape[va] == 1 || (v->strides[va] == 0 && !masked)) return 0;
+  if (ks->sts[leaf].nviews == 1 && v->strides[va] == 1 && !masked) return 1;
+  return 2;
+}
+
+static int leaf_index(const lower *L, const tgc_uop *a) {
+  for (int l = 0; l < L->ks->nleaves; l++)
+    if (L->ks->leaves[l] == a) return l;
+  TGC_ASSERT(!"leaf not in kernel shape");
+  return -1;
+}
+
+static int load_one(lower *L, int leaf, const int *vals, int w) {
+  const tgc_uop *a = L->ks->leaves[leaf];
+  int idx, valid;
+  view_index(L, &L->ks->sts[leaf], vals, &idx, &valid);
+  int64_t ok;
+  int s[3] = {L->globals[*(const int *)a->src[0]->arg], idx, valid};
+  int n = is_const(L, valid, &ok) && ok ? 2 : 3;
+  if (is_const(L, valid, &ok) && !ok) return cast(L, cnst(L, (tgc_dtype)a->dtype, tgc_scalar_of(a->dtype, 0)), cdt(a->dtype));
+  int v = emit(L, TGC_OP_LOAD, (tgc_dtype)a->dtype, w, n, s);
+  return cast(L, v, cdt(a->dtype));
+}
+
+static int const_one(lower *L, int leaf, const int *vals) {
+  const tgc_uop *a = L->ks->leaves[leaf];
+  tgc_dtype dt = cdt(a->dtype);
+  int c = cnst(L, dt, *(const tgc_cval *)a->arg), idx, valid;
+  int64_t ok;
+  view_index(L, &L->ks->sts[leaf], vals, &idx, &valid);
+  if (is_const(L, valid, &ok)) return ok ? c : cnst(L, dt, (tgc_cval){0, 0});
+  int s[3] = {valid, c, cnst(L, dt, (tgc_cval){0, 0})};
+  return alu(L, TGC_OP_WHERE, dt, 3, s);
+}
+
+static int leaf_value(lower *L, const tgc_uop *a) {
+  int leaf = leaf_index(L, a), mode = leaf_mode(L, leaf), vals[TGC_MAX_KDIMS];
+  bool isload = a->op == TGC_OP_LOAD;
+  if (mode < 2) {
+    lane_vals(L, 0, vals);
+    return isload ? load_one(L, leaf, vals, mode ? L->W : 1) : const_one(L, leaf, vals);
+  }
+  int lanes[64];
+  for (int l = 0; l < L->W; l++) {
+    lane_vals(L, l, vals);
+    lanes[l] = isload ? load_one(L, leaf, vals, 1) : const_one(L, leaf, vals);
+  }
+  return emit(L, TGC_OP_VECTORIZE, (tgc_dtype)I(L, lanes[0])->dtype, L->W, L->W, lanes);
+}
+
+static int gather_value(lower *L, const tgc_uop *a) {
+  int ids = L->globals[*(const int *)a->src[1]->arg], table = L->globals[*(const int *)a->src[0]->arg];
+  int64_t rows = *(const int64_t *)a->arg;
+  const tgc_view *v = tgc_st_top((const tgc_st *)a->src[2]->arg);
+  int s[3] = {ids, L->vals[0]};
+  int id = cast(L, emit(L, TGC_OP_LOAD, (tgc_dtype)a->src[1]->dtype, 1, 2, s), TGC_I64);
+  int lo[2] = {iconst(L, 0), id}, hi[2] = {id, iconst(L, rows)};
+  int ok = band(L, emit(L, TGC_OP_CMPLE, TGC_BOOL, 1, 2, lo), emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, hi));
+  int s2[2] = {id, iconst(L, v->shape[1])};
+  int row = emit(L, TGC_OP_MUL, TGC_I64, 1, 2, s2);
+  int t[3] = {table, iadd(L, row, L->vals[1]), ok};
+  return cast(L, emit(L, TGC_OP_LOAD, (tgc_dtype)a->dtype, 1, 3, t), cdt(a->dtype));
+}
+
+/* ---- the AST ---------------------------------------------------------- */
+
+static void memo_clear(lower *L) { L->nmemo = 0; }
+static void memo_put(lower *L, const tgc_uop *a, int v) {
+  if (L->nmemo == L->memo_cap) {
+    L->memo_cap = L->memo_cap ? L->memo_cap * 2 : 64;
+    L->memo_k = tgc_xrealloc(L->memo_k, sizeof *L->memo_k * (size_t)L->memo_cap);
+    L->memo_v = tgc_xrealloc(L->memo_v, sizeof *L->memo_v * (size_t)L->memo_cap);
+  }
+  L->memo_k[L->nmemo] = a;
+  L->memo_v[L->nmemo++] = v;
+}
+static int memo_get(lower *L, const tgc_uop *a) {
+  for (int i = L->nmemo - 1; i >= 0; i--)
+    if (L->memo_k[i] == a) return L->memo_v[i];
+  return -1;
+}
+
+static int expr(lower *L, const tgc_uop *a);
+
+static int lower_cast(lower *L, const tgc_uop *a, int x) {
+  tgc_dtype to = (tgc_dtype)a->dtype, from = (tgc_dtype)a->src[0]->dtype;
+  if (a->op == TGC_OP_CAST) {
+    if (is_half(to)) return cast(L, cast(L, x, to), TGC_F32); /* round to half */
+    return cast(L, x, to);
+  }
+  if (is_half(from)) x = cast(L, x, from); /* back to its bits */
+  int s[1] = {x};
+  int b = alu(L, TGC_OP_BITCAST, to, 1, s);
+  return is_half(to) ? cast(L, b, TGC_F32) : b;
+}
+
+static int expr_uncached(lower *L, const tgc_uop *a) {
+  if (a->op == TGC_OP_LOAD || a->op == TGC_OP_CONST) return leaf_value(L, a);
+  if (a->op == TGC_OP_GATHER_LOAD) return gather_value(L, a);
+  TGC_ASSERT(IS_ALU(a->op));
+  int s[3];
+  for (int i = 0; i < a->nsrc; i++) s[i] = expr(L, a->src[i]);
+  if (a->op == TGC_OP_CAST || a->op == TGC_OP_BITCAST) return lower_cast(L, a, s[0]);
+  return alu(L, (tgc_op)a->op, cdt(a->dtype), a->nsrc, s);
+}
+
+static int expr(lower *L, const tgc_uop *a) {
+  int v = memo_get(L, a);
+  if (v >= 0) return v;
+  v = expr_uncached(L, a);
+  memo_put(L, a, v);
+  return v;
+}
+
+static void store(lower *L, const tgc_uop *st, int val) {
+  int leaf = leaf_index(L, st), mode = leaf_mode(L, leaf), vals[TGC_MAX_KDIMS];
+  int g = L->globals[0];
+  val = cast(L, val, (tgc_dtype)st->dtype);
+  if (mode < 2) {
+    int idx, valid;
+    lane_vals(L, 0, vals);
+    view_index(L, &L->ks->sts[leaf], vals, &idx, &valid);
+    int s[3] = {g, idx, broadcast_vec(L, val, mode ? L->W : 1)};
+    if (!mode && I(L, val)->vec > 1) s[2] = gep(L, val, 0);
+    emit(L, TGC_OP_STORE, (tgc_dtype)st->dtype, mode ? L->W : 1, 3, s);
+    return;
+  }
+  for (int l = 0; l < L->W; l++) {
+    int idx, valid;
+    lane_vals(L, l, vals);
+    view_index(L, &L->ks->sts[leaf], vals, &idx, &valid);
+    int s[3] = {g, idx, gep(L, val, l)};
+    emit(L, TGC_OP_STORE, (tgc_dtype)st->dtype, 1, 3, s);
+  }
+}
+
+/* ---- loops and expansion ------------------------------------------------- */
+
+static int open_range(lower *L, int start, int end, int axis) {
+  int s[2] = {start, end};
+  return emit_full(L, TGC_OP_RANGE, TGC_I64, 1, 2, s, (tgc_cval){axis, axis}, I(L, start)->vmin,
+                   I(L, end)->vmax - 1);
+}
+
+static void close_range(lower *L, int r) {
+  int s[1] = {r};
+  emit(L, TGC_OP_ENDRANGE, TGC_I64, 1, 1, s);
+  for (int i = r + 1; i < L->p->n; i++) L->p->ins[i].dead = true;
+}
+
+/* Sets the expanded axes of `kind` (all but the vector axis) to combination
+ * `combo`; returns the number of combinations. */
+static int expand_axes(lower *L, tgc_axis_kind kind, int combo) {
+  int total = 1;
+  for (int i = L->ks->ndim - 1; i >= 0; i--) {
+    if (L->ks->kind[i] != kind || i == L->ks->vec_axis) continue;
+    int n = (int)L->ks->shape[i];
+    if (combo >= 0) L->vals[i] = iconst(L, (combo / total) % n);
+    total *= n;
+  }
+  return total;
+}
+
+static tgc_cval reduce_identity(tgc_op op, tgc_dtype dt) {
+  if (op == TGC_OP_REDUCE_SUM) return (tgc_cval){0, 0};
+  if (tgc_dtypes[dt].is_float) return (tgc_cval){-INFINITY, 0};
+  if (!tgc_dtypes[dt].is_signed) return (tgc_cval){0, 0};
+  int64_t m = dt == TGC_I64 ? INT64_MIN : -(INT64_C(1) << (8 * tgc_dtypes[dt].bytes - 1));
+  return (tgc_cval){(double)m, m};
+}
+
+static int combine(lower *L, tgc_op rop, tgc_dtype dt, int a, int b) {
+  int s[2] = {a, b};
+  return alu(L, rop == TGC_OP_REDUCE_SUM ? TGC_OP_ADD : TGC_OP_MAX, dt, 2, s);
+}
+
+static void lower_reduce(lower *L, const tgc_uop *st) {
+  const tgc_kshape *ks = L->ks;
+  const tgc_uop *red = ks->reduce;
+  tgc_op rop = (tgc_op)red->op;
+  tgc_dtype dt = cdt(red->dtype);
+  bool vec_unroll = ks->vec_axis >= 0 && ks->kind[ks->vec_axis] == AXIS_UNROLL;
+  int nup = expand_axes(L, AXIS_UPCAST, -1), nun = expand_axes(L, AXIS_UNROLL, -1);
+  int *acc = tgc_xmalloc(sizeof *acc * (size_t)(nup * nun));
+  int init = broadcast_vec(L, cnst(L, dt, reduce_identity(rop, dt)), L->W);
+  for (int i = 0; i < nup * nun; i++) {
+    int s[1] = {init};
+    acc[i] = emit(L, TGC_OP_DEFINE_ACC, dt, L->W, 1, s);
+  }
+  int ranges[TGC_MAX_KDIMS], nr = 0;
+  for (int i = 0; i < ks->ndim; i++)
+    if (ks->kind[i] == AXIS_REDUCE)
+      L->vals[i] = ranges[nr++] = open_range(L, iconst(L, 0), iconst(L, ks->shape[i]), i);
+  for (int u = 0; u < nup; u++) {
+    expand_axes(L, AXIS_UPCAST, u);
+    for (int v = 0; v < nun; v++) {
+      expand_axes(L, AXIS_UNROLL, v);
+      memo_clear(L);
+      int x = broadcast_vec(L, expr(L, red->src[0]), L->W);
+      int s[2] = {acc[u * nun + v], combine(L, rop, dt, acc[u * nun + v], x)};
+      emit(L, TGC_OP_ACC_ASSIGN, dt, L->W, 2, s);
+    }
+  }
+  while (nr) close_range(L, ranges[--nr]);
+  for (int i = 0; i < ks->ndim; i++)
+    if (ks->kind[i] == AXIS_REDUCE || ks->kind[i] == AXIS_UNROLL) L->vals[i] = iconst(L, 0);
+  for (int u = 0; u < nup; u++) {
+    int r = acc[u * nun];
+    for (int v = 1; v < nun; v++) r = combine(L, rop, dt, r, acc[u * nun + v]);
+    if (vec_unroll && L->W > 1) {
+      int h = gep(L, r, 0);
+      for (int l = 1; l < L->W; l++) h = combine(L, rop, dt, h, gep(L, r, l));
+      r = h;
+    }
+    expand_axes(L, AXIS_UPCAST, u);
+    memo_clear(L);
+    memo_put(L, red, r);
+    store(L, st, expr(L, st->src[2]));
+  }
+  free(acc);
+}
+
+static void lower_elementwise(lower *L, const tgc_uop *st) {
+  int nup = expand_axes(L, AXIS_UPCAST, -1);
+  for (int u = 0; u < nup; u++) {
+    expand_axes(L, AXIS_UPCAST, u);
+    memo_clear(L);
+    store(L, st, expr(L, st->src[2]));
+  }
+}
+
+static void fill_info(lower *L, const tgc_uop *ast) {
+  tgc_prog_info *in = &L->p->info;
+  const tgc_kshape *ks = L->ks;
+  bool red = ks->reduce != NULL;
+  size_t len = (size_t)snprintf(in->name, sizeof in->name, "%s", red ? "r" : "E");
+  for (int i = 0; i < ks->ndim && len < sizeof in->name - 24; i++)
+    len += (size_t)snprintf(in->name + len, sizeof in->name - len, "_%lld", (long long)ks->shape[i]);
+  in->par_n = ks->ndim && ks->kind[0] == AXIS_GLOBAL ? ks->shape[0] : 1;
+  double work = 1;
+  for (int i = 1; i < ks->ndim; i++) work *= (double)ks->shape[i];
+  in->par_min_chunk = work >= 16384 ? 1 : (int64_t)(16384 / work);
+  double total = work * (double)in->par_n;
+  int nalu = 0;
+  for (int i = 0; i < L->p->n; i++) nalu += IS_ALU(L->p->ins[i].op) && L->p->ins[i].dtype != TGC_I64;
+  in->flops = (double)nalu * total / (double)L->W; /* vector ALU ops count W lanes once each */
+  /* elements each buffer spans, from the view that addresses memory */
+  in->bytes = 0;
+  for (int l = 0; l < ks->nleaves; l++) {
+    const tgc_uop *a = ks->leaves[l];
+    if (a->op != TGC_OP_LOAD && a->op != TGC_OP_STORE) continue;
+    const tgc_view *v = &ks->sts[l].views[0];
+    int64_t hi = v->offset, slot = *(const int *)a->src[0]->arg;
+    for (int i = 0; i < v->ndim; i++) hi += (v->shape[i] - 1) * (v->strides[i] > 0 ? v->strides[i] : 0);
+    if (hi + 1 > in->gnumel[slot]) in->gnumel[slot] = hi + 1;
+  }
+  for (int i = 0; i < in->nglobals; i++) in->bytes += (double)in->gnumel[i] * tgc_dtypes[in->gdtype[i]].bytes;
+  size_t olen = 0;
+  in->opts[0] = 0;
+  for (int i = 0; i < ks->nopts; i++)
+    olen += (size_t)snprintf(in->opts + olen, sizeof in->opts - olen, "%s%s(%d,%d)", i ? " " : "",
+                             ks->opts[i].kind == OPT_UPCAST ? "UPCAST" : "UNROLL", ks->opts[i].axis,
+                             ks->opts[i].amount);
+  (void)ast;
+}
+
+tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks) {
+  lower L = {.ks = ks, .W = ks->vec_axis >= 0 ? (int)ks->shape[ks->vec_axis] : 1};
+  L.p = tgc_xcalloc(1, sizeof *L.p);
+  TGC_ASSERT(L.W <= 64);
+  /* globals, in slot order */
+  int nglob = 0;
+  for (int l = 0; l < ks->nleaves; l++) {
+    const tgc_uop *a = ks->leaves[l];
+    const tgc_uop *gs[2] = {a->op == TGC_OP_CONST ? NULL : a->src[0],
+                            a->op == TGC_OP_GATHER_LOAD ? a->src[1] : NULL};
+    for (int k = 0; k < 2; k++) {
+      if (!gs[k]) continue;
+      int slot = *(const int *)gs[k]->arg;
+      TGC_ASSERT(slot < 32);
+      L.p->info.gdtype[slot] = (tgc_dtype)gs[k]->dtype;
+      if (slot + 1 > nglob) nglob = slot + 1;
+    }
+  }
+  L.p->info.nglobals = nglob;
+  L.p->info.may_alias = ast->arglen && *(const int *)ast->arg;
+  for (int i = 0; i < nglob; i++)
+    L.globals[i] = emit_full(&L, TGC_OP_DEFINE_GLOBAL, L.p->info.gdtype[i], 1, 0, NULL,
+                             (tgc_cval){i, i}, 0, 0);
+  for (int i = 0; i < ks->ndim; i++) L.vals[i] = iconst(&L, 0);
+  int ranges[TGC_MAX_KDIMS], nr = 0;
+  for (int i = 0; i < ks->ndim; i++) {
+    if (ks->kind[i] != AXIS_GLOBAL) continue;
+    int start = iconst(&L, 0), end = iconst(&L, ks->shape[i]);
+    if (nr == 0 && i == 0) {
+      start = emit_full(&L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){0, 0}, 0, ks->shape[0] - 1);
+      end = emit_full(&L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){1, 1}, 1, ks->shape[0]);
+    }
+    L.vals[i] = ranges[nr++] = open_range(&L, start, end, i);
+  }
+  const tgc_uop *st = ast;
+  if (ks->reduce) {
+    lower_reduce(&L, st);
+  } else {
+    lower_elementwise(&L, st);
+  }
+  while (nr) close_range(&L, ranges[--nr]);
+  fill_info(&L, ast);
+  free(L.cse);
+  free(L.memo_k);
+  free(L.memo_v);
+  return L.p;
+}
+
+void tgc_linprog_free(tgc_linprog *p) {
+  if (!p) return;
+  for (int i = 0; i < p->n; i++) free(p->ins[i].src);
+  free(p->ins);
+  free(p);
+}

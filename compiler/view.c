@@ -1,0 +1,235 @@
+/* view.c - views and view stacks: how a kernel indexes memory.
+ *
+ * Every movement op is an edit of the top view: permute, expand, pad,
+ * shrink and flip always fit in one view (masks record padding); reshape
+ * fits when the dims it merges or splits are laid out contiguously with
+ * respect to each other, and otherwise a new view is pushed whose index
+ * space is the flattened shape of the one below.  Nothing here touches
+ * data; the lowerer turns a stack into index arithmetic.
+ */
+#include "tgc_internal.h"
+
+void tgc_view_contiguous(tgc_view *v, int ndim, const int64_t *shape) {
+  memset(v, 0, sizeof *v);
+  v->ndim = ndim;
+  int64_t st = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    v->shape[i] = shape[i];
+    v->strides[i] = shape[i] == 1 ? 0 : st;
+    st *= shape[i];
+  }
+}
+
+tgc_st tgc_st_contiguous(int ndim, const int64_t *shape) {
+  tgc_st st;
+  memset(&st, 0, sizeof st);
+  st.nviews = 1;
+  tgc_view_contiguous(&st.views[0], ndim, shape);
+  return st;
+}
+
+const tgc_view *tgc_st_top(const tgc_st *st) { return &st->views[st->nviews - 1]; }
+static tgc_view *top(tgc_st *st) { return &st->views[st->nviews - 1]; }
+
+static bool mask_full(const tgc_view *v, int i) {
+  return !v->has_mask || (v->mask[i][0] == 0 && v->mask[i][1] == v->shape[i]);
+}
+
+static void ensure_mask(tgc_view *v) {
+  if (v->has_mask) return;
+  v->has_mask = true;
+  for (int i = 0; i < v->ndim; i++) {
+    v->mask[i][0] = 0;
+    v->mask[i][1] = v->shape[i];
+  }
+}
+
+/* Drops a mask that covers everything; a mask that is empty on some axis
+ * makes the whole view read zeros, which stays as it is. */
+static void tidy_mask(tgc_view *v) {
+  if (!v->has_mask) return;
+  for (int i = 0; i < v->ndim; i++)
+    if (!mask_full(v, i)) return;
+  v->has_mask = false;
+}
+
+/* Tries to express `ns` over the same memory as v in one view (the
+ * no-copy reshape of numpy, extended to masks on untouched axes). */
+static bool reshape_view(const tgc_view *v, int nn, const int64_t *ns, tgc_view *out) {
+  int od[TGC_MAX_KDIMS], on = 0; /* old axes of size > 1 */
+  for (int i = 0; i < v->ndim; i++) {
+    if (v->shape[i] != 1) {
+      od[on++] = i;
+    } else if (v->has_mask && (v->mask[i][0] != 0 || v->mask[i][1] != 1)) {
+      return false; /* an empty axis: keep the view stack */
+    }
+  }
+  memset(out, 0, sizeof *out);
+  out->ndim = nn;
+  out->offset = v->offset;
+  for (int i = 0; i < nn; i++) {
+    out->shape[i] = ns[i];
+    out->mask[i][1] = ns[i];
+  }
+  int oi = 0, ni = 0;
+  while (ni < nn && ns[ni] == 1) ni++;
+  while (oi < on && ni < nn) {
+    int64_t np = ns[ni], op = v->shape[od[oi]];
+    int nj = ni + 1, oj = oi + 1;
+    while (np != op) {
+      if (np < op) {
+        if (nj >= nn) return false;
+        np *= ns[nj++];
+      } else {
+        if (oj >= on) return false;
+        op *= v->shape[od[oj++]];
+      }
+    }
+    for (int k = oi; k < oj - 1; k++)
+      if (v->strides[od[k]] != v->shape[od[k + 1]] * v->strides[od[k + 1]]) return false;
+    /* A masked axis may only be carried over one to one. */
+    bool one_to_one = oj - oi == 1 && nj - ni == 1;
+    for (int k = oi; k < oj; k++)
+      if (!mask_full(v, od[k]) && !one_to_one) return false;
+    int64_t st = v->strides[od[oj - 1]];
+    for (int k = nj - 1; k >= ni; k--) {
+      out->strides[k] = ns[k] == 1 ? 0 : st;
+      st *= ns[k];
+    }
+    if (one_to_one && v->has_mask) {
+      out->mask[ni][0] = v->mask[od[oi]][0];
+      out->mask[ni][1] = v->mask[od[oi]][1];
+      out->has_mask = true;
+    }
+    ni = nj;
+    oi = oj;
+    while (ni < nn && ns[ni] == 1) ni++;
+  }
+  if (oi != on || ni != nn) return false;
+  tidy_mask(out);
+  return true;
+}
+
+bool tgc_st_reshape(tgc_st *st, int ndim, const int64_t *shape) {
+  tgc_view *v = top(st), nv;
+  if (v->ndim == ndim && !memcmp(v->shape, shape, sizeof *shape * (size_t)ndim)) return true;
+  if (reshape_view(v, ndim, shape, &nv)) {
+    *v = nv;
+    return true;
+  }
+  if (st->nviews == TGC_MAX_VIEWS) return false;
+  st->nviews++;
+  tgc_view_contiguous(top(st), ndim, shape);
+  return true;
+}
+
+void tgc_st_permute(tgc_st *st, const int *perm) {
+  tgc_view *v = top(st), old = *v;
+  for (int i = 0; i < old.ndim; i++) {
+    v->shape[i] = old.shape[perm[i]];
+    v->strides[i] = old.strides[perm[i]];
+    v->mask[i][0] = old.mask[perm[i]][0];
+    v->mask[i][1] = old.mask[perm[i]][1];
+  }
+}
+
+void tgc_st_expand(tgc_st *st, const int64_t *shape) {
+  tgc_view *v = top(st);
+  for (int i = 0; i < v->ndim; i++) {
+    if (v->shape[i] == shape[i]) continue;
+    TGC_ASSERT(v->shape[i] == 1);
+    v->strides[i] = 0;
+    if (v->has_mask && v->mask[i][1] > v->mask[i][0]) v->mask[i][1] = shape[i];
+    v->shape[i] = shape[i];
+  }
+}
+
+void tgc_st_pad(tgc_st *st, const int64_t *pads) {
+  tgc_view *v = top(st);
+  ensure_mask(v);
+  for (int i = 0; i < v->ndim; i++) {
+    int64_t b = pads[2 * i], a = pads[2 * i + 1];
+    v->offset -= b * v->strides[i];
+    v->mask[i][0] += b;
+    v->mask[i][1] += b;
+    v->shape[i] += b + a;
+  }
+  tidy_mask(v);
+}
+
+void tgc_st_shrink(tgc_st *st, const int64_t *ranges) {
+  tgc_view *v = top(st);
+  for (int i = 0; i < v->ndim; i++) {
+    int64_t b = ranges[2 * i], e = ranges[2 * i + 1];
+    v->offset += b * v->strides[i];
+    v->shape[i] = e - b;
+    if (v->has_mask) {
+      int64_t lo = v->mask[i][0] - b, hi = v->mask[i][1] - b;
+      lo = lo < 0 ? 0 : lo;
+      hi = hi > e - b ? e - b : hi;
+      if (hi <= lo) lo = hi = 0;
+      v->mask[i][0] = lo;
+      v->mask[i][1] = hi;
+    }
+  }
+  tidy_mask(v);
+}
+
+void tgc_st_flip(tgc_st *st, uint32_t axes) {
+  tgc_view *v = top(st);
+  for (int i = 0; i < v->ndim; i++) {
+    if (!((axes >> i) & 1)) continue;
+    int64_t n = v->shape[i];
+    v->offset += (n - 1) * v->strides[i];
+    v->strides[i] = -v->strides[i];
+    if (v->has_mask) {
+      int64_t lo = v->mask[i][0], hi = v->mask[i][1];
+      v->mask[i][0] = hi > lo ? n - hi : 0;
+      v->mask[i][1] = hi > lo ? n - lo : 0;
+    }
+  }
+}
+
+bool tgc_st_apply(tgc_st *st, const tgc_uop *m) {
+  switch (m->op) {
+  case TGC_OP_RESHAPE: return tgc_st_reshape(st, m->ndim, m->shape);
+  case TGC_OP_PERMUTE: tgc_st_permute(st, m->arg); return true;
+  case TGC_OP_EXPAND: tgc_st_expand(st, m->shape); return true;
+  case TGC_OP_PAD: tgc_st_pad(st, m->arg); return true;
+  case TGC_OP_SHRINK: tgc_st_shrink(st, m->arg); return true;
+  case TGC_OP_FLIP: tgc_st_flip(st, *(const uint32_t *)m->arg); return true;
+  default: TGC_ASSERT(!"not a movement op");
+  }
+  return false;
+}
+
+bool tgc_st_is_contiguous(const tgc_st *st) {
+  const tgc_view *v = tgc_st_top(st);
+  if (st->nviews != 1 || v->has_mask || v->offset) return false;
+  tgc_view c;
+  tgc_view_contiguous(&c, v->ndim, v->shape);
+  for (int i = 0; i < v->ndim; i++)
+    if (v->shape[i] != 1 && v->strides[i] != c.strides[i]) return false;
+  return true;
+}
+
+/* A view with contiguous strides and no mask maps flat index f to
+ * offset + f: the view above it can absorb it. */
+static bool is_linear(const tgc_view *v) {
+  if (v->has_mask) return false;
+  tgc_view c;
+  tgc_view_contiguous(&c, v->ndim, v->shape);
+  for (int i = 0; i < v->ndim; i++)
+    if (v->shape[i] != 1 && v->strides[i] != c.strides[i]) return false;
+  return true;
+}
+
+void tgc_st_simplify(tgc_st *st) {
+  for (int i = 0; i < st->nviews; i++) tidy_mask(&st->views[i]);
+  while (st->nviews > 1 && is_linear(&st->views[st->nviews - 2])) {
+    int64_t off = st->views[st->nviews - 2].offset;
+    st->views[st->nviews - 2] = st->views[st->nviews - 1];
+    st->views[st->nviews - 2].offset += off;
+    st->nviews--;
+  }
+}

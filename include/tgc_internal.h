@@ -1,0 +1,462 @@
+/* tgc_internal.h - the one internal header, and the map of the code.
+ *
+ * Each section below is owned by the stage named in its heading; read top
+ * to bottom it follows the pipeline: util -> ops (graph) -> compiler
+ * (views, schedule, opt, lower, render) -> runtime (device, cache,
+ * compiler driver, thread pool, realize).  Not installed.
+ */
+#ifndef TGC_INTERNAL_H
+#define TGC_INTERNAL_H
+
+#define _GNU_SOURCE 1
+#include "tgc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ======================================================================
+ * util (ops/util.c): errors, arena, hashing, growable arrays
+ * ==================================================================== */
+
+/* Internal invariant; a failure is a bug in tgc, not in the caller. */
+#define TGC_ASSERT(c)                                                                  \
+  do {                                                                                 \
+    if (!(c)) tgc_assert_fail(__FILE__, __LINE__, #c);                                 \
+  } while (0)
+_Noreturn void tgc_assert_fail(const char *file, int line, const char *cond);
+
+/* Records a failure for tgc_last_error() and returns s (printf-style). */
+tgc_status tgc_set_error(tgc_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Like tgc_set_error, for constructors: returns NULL. */
+void *tgc_fail(tgc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a warning on stderr once per distinct message text. */
+void tgc_warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Aborting allocators for internal bookkeeping (never for tensor data). */
+void *tgc_xmalloc(size_t n);
+void *tgc_xcalloc(size_t n, size_t size);
+void *tgc_xrealloc(void *p, size_t n);
+char *tgc_xstrdup(const char *s);
+
+/* Bump arena: everything allocated is freed at once by tgc_arena_free. */
+typedef struct tgc_arena tgc_arena;
+tgc_arena *tgc_arena_new(void);
+void tgc_arena_free(tgc_arena *a);
+void *tgc_arena_alloc(tgc_arena *a, size_t n); /* zeroed, 16-byte aligned */
+void *tgc_arena_dup(tgc_arena *a, const void *p, size_t n);
+
+/* 128-bit keys (XXH3-128) for the program cache. */
+typedef struct tgc_key {
+  uint64_t lo, hi;
+} tgc_key;
+uint64_t tgc_hash64(const void *p, size_t n, uint64_t seed);
+tgc_key tgc_key_of(const void *p, size_t n);
+/* Streaming key over several pieces: init, feed pieces, finish. */
+typedef struct tgc_hasher tgc_hasher;
+tgc_hasher *tgc_hasher_new(void);
+void tgc_hasher_feed(tgc_hasher *h, const void *p, size_t n);
+void tgc_hasher_feed_str(tgc_hasher *h, const char *s); /* includes the NUL */
+tgc_key tgc_hasher_finish(tgc_hasher *h); /* frees h */
+void tgc_key_hex(tgc_key k, char out[33]);
+
+/* Growable string. */
+typedef struct tgc_str {
+  char *s;
+  size_t len, cap;
+} tgc_str;
+void tgc_str_cat(tgc_str *b, const char *s);
+void tgc_str_fmt(tgc_str *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tgc_str_free(tgc_str *b);
+
+/* Environment helpers: integer value of a variable, or dflt when unset or
+ * not a number. */
+long tgc_env_int(const char *name, long dflt);
+const char *tgc_env_str(const char *name, const char *dflt);
+double tgc_now(void); /* monotonic seconds */
+
+/* ======================================================================
+ * ops (ops/graph.c, ops/tensor.c, ops/nn.c): the lazy graph
+ * ==================================================================== */
+
+enum { F_COMM = 1, F_ASSOC = 2, F_ZERO = 4, F_VEC = 8 };
+
+typedef enum tgc_op {
+#define X(NAME, group, arity, flags) TGC_OP_##NAME,
+#include "../ops/ops.def"
+#undef X
+  TGC_NUM_OPS
+} tgc_op;
+
+typedef enum tgc_op_group {
+  GROUP_BUF,     /* buffers and constants */
+  GROUP_UNARY,   /* elementwise, one source */
+  GROUP_BINARY,  /* elementwise, two sources */
+  GROUP_TERNARY, /* elementwise, three sources */
+  GROUP_REDUCE,  /* reductions over axes */
+  GROUP_MOVE,    /* views */
+  GROUP_SPECIAL, /* forces a kernel boundary */
+  GROUP_KERNEL,  /* kernel AST */
+  GROUP_LINEAR,  /* linear kernel IR */
+} tgc_op_group;
+
+typedef struct tgc_op_info {
+  const char *name;
+  tgc_op_group group;
+  int arity;
+  int flags;
+} tgc_op_info;
+extern const tgc_op_info tgc_ops[TGC_NUM_OPS];
+
+typedef struct tgc_dtype_info {
+  const char *name, *c_type, *cuda_type;
+  int bytes, is_float, is_signed;
+} tgc_dtype_info;
+extern const tgc_dtype_info tgc_dtypes[TGC_NUM_DTYPES];
+#define IS_ALU(op) (tgc_ops[op].group >= GROUP_UNARY && tgc_ops[op].group <= GROUP_TERNARY)
+#define IS_MOVE(op) (tgc_ops[op].group == GROUP_MOVE)
+#define IS_REDUCE(op) (tgc_ops[op].group == GROUP_REDUCE)
+
+/* A scalar constant, kept exactly for both integer and float dtypes. */
+typedef struct tgc_cval {
+  double f;
+  int64_t i;
+} tgc_cval;
+tgc_cval tgc_scalar_of(tgc_dtype dt, double v);
+
+/* Device memory; reference-counted, freed when the count drops to zero. */
+typedef struct tgc_buffer {
+  struct tgc_device *dev;
+  void *ptr;    /* device pointer */
+  size_t bytes; /* allocation size */
+  tgc_dtype dtype;
+  int refs;
+  tgc_ctx *ctx;
+} tgc_buffer;
+tgc_buffer *tgc_buffer_new(tgc_ctx *ctx, tgc_dtype dt, size_t numel); /* NULL + error on OOM */
+tgc_buffer *tgc_buffer_ref(tgc_buffer *b);
+void tgc_buffer_unref(tgc_buffer *b); /* NULL ok */
+
+/* A graph node.  Nodes are hash-consed: (op, dtype, sources, arg) is made
+ * once per context, so equal expressions are the same pointer. */
+struct tgc_uop {
+  uint16_t op;          /* tgc_op */
+  uint8_t dtype;        /* tgc_dtype of the result (elements for kernel ops) */
+  uint8_t nsrc;
+  int8_t ndim;          /* derived shape; 0 for kernel and linear ops */
+  uint32_t id;          /* creation order, unique in the context */
+  uint64_t hash;
+  const int64_t *shape; /* ndim entries, in the arena */
+  struct tgc_uop **src; /* nsrc entries, in the arena */
+  const void *arg;      /* arglen bytes, in the arena; compared by content */
+  uint32_t arglen;
+  tgc_ctx *ctx;
+  tgc_buffer *buf;      /* set when realized: the node's contiguous value */
+  struct tgc_uop *next; /* hash bucket chain */
+};
+typedef struct tgc_uop tgc_uop;
+
+/* Makes (or finds) a node; shape is copied.  Never fails (arena memory). */
+tgc_uop *tgc_uop_new(tgc_ctx *ctx, tgc_op op, tgc_dtype dt, int nsrc, tgc_uop *const *src,
+                     const void *arg, size_t arglen, int ndim, const int64_t *shape);
+/* A fresh, unique BUFFER node over b (takes a reference). */
+tgc_uop *tgc_uop_buffer(tgc_ctx *ctx, tgc_buffer *b, int ndim, const int64_t *shape);
+/* The node's value as a buffer, or NULL if not realized (BUFFER nodes,
+ * realized nodes, and ASSIGN nodes after their kernel ran). */
+tgc_buffer *tgc_uop_realized(const tgc_uop *u);
+int64_t tgc_shape_numel(int ndim, const int64_t *shape);
+/* "[2,3]" into buf; returns buf. */
+char *tgc_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+
+/* ======================================================================
+ * compiler/view.c: views and view stacks
+ * ==================================================================== */
+
+/* A view maps an index over `shape` to memory: offset + sum(idx*strides),
+ * valid only where mask[i][0] <= idx[i] < mask[i][1] (reads 0 elsewhere). */
+typedef struct tgc_view {
+  int ndim;
+  int64_t shape[TGC_MAX_DIMS + 4];
+  int64_t strides[TGC_MAX_DIMS + 4];
+  int64_t offset;
+  bool has_mask;
+  int64_t mask[TGC_MAX_DIMS + 4][2];
+} tgc_view;
+#define TGC_MAX_KDIMS (TGC_MAX_DIMS + 4) /* kernel axes: dims plus splits for opts */
+
+/* A stack of views: views[0] addresses memory, views[n-1] is what the
+ * kernel indexes; each view's index space is the previous one's flattened
+ * shape. */
+#define TGC_MAX_VIEWS 4
+typedef struct tgc_st {
+  int nviews;
+  tgc_view views[TGC_MAX_VIEWS];
+} tgc_st;
+
+void tgc_view_contiguous(tgc_view *v, int ndim, const int64_t *shape);
+tgc_st tgc_st_contiguous(int ndim, const int64_t *shape);
+const tgc_view *tgc_st_top(const tgc_st *st);
+/* Movement on a view stack; false when it cannot be represented (a reshape
+ * needing more than TGC_MAX_VIEWS views). */
+bool tgc_st_reshape(tgc_st *st, int ndim, const int64_t *shape);
+void tgc_st_permute(tgc_st *st, const int *perm);
+void tgc_st_expand(tgc_st *st, const int64_t *shape);
+void tgc_st_pad(tgc_st *st, const int64_t *pads);
+void tgc_st_shrink(tgc_st *st, const int64_t *ranges);
+void tgc_st_flip(tgc_st *st, uint32_t axes);
+/* Applies a graph movement node's op and arg. */
+bool tgc_st_apply(tgc_st *st, const tgc_uop *move);
+/* True when the top view reads memory in order with no mask. */
+bool tgc_st_is_contiguous(const tgc_st *st);
+/* Drops masks that cover the whole shape and merges what can be merged. */
+void tgc_st_simplify(tgc_st *st);
+
+/* ======================================================================
+ * compiler/schedule.c: graph -> kernels
+ * ==================================================================== */
+
+/* One kernel: an AST rooted at a STORE into global slot 0, and the buffers
+ * bound to its global slots. */
+typedef struct tgc_kernel {
+  tgc_uop *ast;          /* STORE(DEFINE_GLOBAL 0, VIEW, value) */
+  int nbufs;
+  tgc_uop **bufnodes;    /* graph node whose buffer fills each slot */
+  tgc_uop *out;          /* graph node this kernel realizes */
+} tgc_kernel;
+
+typedef struct tgc_schedule {
+  int nkernels;
+  tgc_kernel *kernels;   /* in execution order */
+  int ntargets;
+  tgc_uop **targets;
+} tgc_schedule;
+
+/* Cuts the graph of the targets into kernels.  Returns NULL with an error
+ * set on failure.  The schedule is malloc'd; free with tgc_schedule_free. */
+tgc_schedule *tgc_schedule_new(tgc_ctx *ctx, int n, tgc_uop *const *targets);
+void tgc_schedule_free(tgc_schedule *s);
+
+/* ======================================================================
+ * compiler/opt.c: kernel shape and optimisations
+ * ==================================================================== */
+
+typedef enum tgc_axis_kind {
+  AXIS_GLOBAL, /* a loop over outputs, split across threads (axis 0) */
+  AXIS_REDUCE, /* a loop inside the accumulation */
+  AXIS_UPCAST, /* outputs computed together, unrolled at compile time */
+  AXIS_UNROLL, /* reduce iterations unrolled, with their own accumulators */
+} tgc_axis_kind;
+
+typedef enum tgc_opt_kind { OPT_UPCAST, OPT_UNROLL } tgc_opt_kind;
+typedef struct tgc_opt {
+  tgc_opt_kind kind;
+  int axis;   /* axis of the shape when the opt is applied */
+  int amount;
+} tgc_opt;
+
+/* The kernel as the lowerer sees it: a full shape whose axes each have a
+ * kind, and every leaf's view over it. */
+typedef struct tgc_kshape {
+  int ndim;
+  int64_t shape[TGC_MAX_KDIMS];
+  tgc_axis_kind kind[TGC_MAX_KDIMS];
+  int vec_axis;             /* axis rendered as a vector, -1 for none */
+  int nleaves;
+  tgc_uop **leaves;         /* LOAD, CONST, STORE, GATHER_LOAD nodes of the AST */
+  tgc_st *sts;              /* each leaf's view stack over the full shape */
+  bool *post_reduce;        /* leaf is after the reduce (size 1 on reduce axes) */
+  tgc_uop *reduce;          /* the REDUCE node of the AST, or NULL */
+  int nopts;
+  tgc_opt opts[8];
+} tgc_kshape;
+
+/* Builds the kernel shape of an AST: reduce axes last, size-1 axes dropped,
+ * mergeable axes merged.  Returns false if the AST cannot be lowered. */
+bool tgc_kshape_init(tgc_kshape *ks, tgc_uop *ast);
+void tgc_kshape_free(tgc_kshape *ks);
+/* Applies one opt; false (and no change) if it does not fit. */
+bool tgc_kshape_apply(tgc_kshape *ks, tgc_opt opt);
+/* Picks opts by the CPU heuristic. */
+void tgc_opt_heuristic(tgc_kshape *ks, bool vectors);
+
+/* ======================================================================
+ * compiler/lower.c: kernel AST + shape -> linear IR
+ * ==================================================================== */
+
+typedef struct tgc_lin {
+  uint16_t op;      /* tgc_op (ALU or LINEAR or LOAD/STORE/CONST/DEFINE_GLOBAL) */
+  uint8_t dtype;    /* scalar dtype of the value */
+  uint8_t vec;      /* lanes; 1 for scalars */
+  int nsrc;
+  int *src;         /* earlier instructions */
+  tgc_cval c;     /* CONST value; slot, lane or flags for other ops */
+  int64_t vmin, vmax; /* bounds of integer values (index math) */
+  bool dead;        /* emitted inside a closed loop: not reusable */
+} tgc_lin;
+
+typedef struct tgc_prog_info {
+  char name[64];         /* kernel function name, unique per source */
+  int nglobals;
+  tgc_dtype gdtype[32];  /* element dtype per global slot */
+  int64_t gnumel[32];    /* elements addressed per slot (for the dump) */
+  int64_t par_n;         /* size of the parallel axis (1 if none) */
+  int64_t par_min_chunk; /* smallest share worth a thread */
+  double flops, bytes;   /* estimated work per launch */
+  char opts[128];        /* "UPCAST(0,4) UNROLL(1,16)" */
+  bool may_alias;        /* the output may alias an input (assign) */
+} tgc_prog_info;
+
+typedef struct tgc_linprog {
+  int n, cap;
+  tgc_lin *ins;
+  tgc_prog_info info;
+} tgc_linprog;
+
+/* Lowers an AST with its (optimised) kernel shape.  Arena-free: free with
+ * tgc_linprog_free. */
+tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks);
+void tgc_linprog_free(tgc_linprog *p);
+
+/* ======================================================================
+ * compiler/render.c: linear IR -> source text, by language tables
+ * ==================================================================== */
+
+typedef struct tgc_lang {
+  const char *name;          /* "c", "cuda", "opencl" */
+  const char *ext;           /* file extension of the source: "c", "cu", "cl" */
+  const char *preamble;      /* once per translation unit (include-guarded) */
+  /* The kernel's signature and prologue (buffer pointers, thread range). */
+  void (*signature)(tgc_str *out, const tgc_linprog *p, const char *name);
+  /* The vector type of w lanes of dt; its unaligned variant if unaligned. */
+  void (*vec_type)(tgc_str *out, tgc_dtype dt, int w, bool unaligned);
+  /* Op formats: $0 $1 $2 are the sources, $T the result type, $F the
+   * suffix of single-precision math functions ("f" for f32, "" for f64). */
+  const char *op_fmt[TGC_NUM_OPS];
+  const char *idiv_signed, *mod_signed; /* IDIV/MOD for signed ints */
+  const char *cast_to_bf16, *cast_from_bf16, *cast_to_bool;
+} tgc_lang;
+extern const tgc_lang tgc_lang_c;
+
+/* Renders the program as a complete translation unit. */
+char *tgc_render(const tgc_lang *lang, const tgc_linprog *p);
+
+/* ======================================================================
+ * runtime/pool.c: the CPU thread pool
+ * ==================================================================== */
+
+/* A pool of nthreads workers (the calling thread counts as one of them).
+ * Workers spin briefly before sleeping, so back-to-back launches of small
+ * kernels cost a few microseconds. */
+typedef struct tgc_pool tgc_pool;
+typedef void (*tgc_pool_fn)(void *arg, int64_t start, int64_t end);
+tgc_pool *tgc_pool_new(int nthreads);
+void tgc_pool_free(tgc_pool *p); /* NULL does nothing */
+int tgc_pool_size(const tgc_pool *p);
+/* Calls fn(arg, start, end) over disjoint chunks covering [0, n), at most
+ * one chunk per thread, none smaller than min_chunk (except the last);
+ * returns when all are done.  Not reentrant. */
+void tgc_pool_run(tgc_pool *p, tgc_pool_fn fn, void *arg, int64_t n, int64_t min_chunk);
+
+/* ======================================================================
+ * runtime/cache.c: the on-disk program cache
+ * ==================================================================== */
+
+/* The cache directory: $TGC_CACHE_DIR, else $XDG_CACHE_HOME/tgc, else
+ * ~/.cache/tgc; NULL when TGC_CACHE=0.  Resolved at each call. */
+const char *tgc_cache_dir(char *buf, size_t cap);
+/* Reads the entry (kind, key): returns a malloc'd payload and its length,
+ * or NULL when missing.  An entry whose header (magic, kind, key, length)
+ * does not check out is deleted and reported as missing. */
+void *tgc_disk_get(const char *kind, tgc_key key, size_t *len);
+/* Writes the entry atomically (temporary file, then rename), creating the
+ * directory.  A failure warns once on stderr and returns an error; the
+ * caller goes on without the disk cache. */
+tgc_status tgc_disk_put(const char *kind, tgc_key key, const void *data, size_t len);
+
+/* ======================================================================
+ * runtime/cc.c: the system C compiler as a kernel compiler
+ * ==================================================================== */
+
+/* What decides a CPU binary besides the source: compiler path, its
+ * --version text, flags and the CPU's features.  Computed once per value
+ * of TGC_CC; NULL with an error set if the compiler cannot be run. */
+const char *tgc_cc_identity(void);
+/* Compiles n C translation units into shared objects, in parallel and
+ * batched (several units per compiler process; all the names they
+ * export must differ).  On success bins[i] is a malloc'd .so image of a
+ * shared object holding unit i (units of one batch share an image, each
+ * bins[i] is its own copy) and lens[i] its size.  On failure returns
+ * TGC_ERR_COMPILE with the compiler's name and its message, and all
+ * bins[i] are NULL. */
+tgc_status tgc_cc_compile(int n, const char *const *srcs, void **bins, size_t *lens);
+/* Loads a .so image (through a memfd, else a temporary file) and returns
+ * the dlopen handle, or NULL with an error set. */
+void *tgc_so_load(const void *bin, size_t len);
+void tgc_so_unload(void *handle);
+
+/* ======================================================================
+ * runtime/device.c, runtime/cpu.c: devices
+ * ==================================================================== */
+
+/* A compiled kernel ready to launch. */
+typedef struct tgc_program {
+  tgc_prog_info info;
+  void *handle;            /* device module (dlopen handle on the CPU) */
+  void *fn;                /* entry point */
+  struct tgc_device *dev;
+} tgc_program;
+
+/* A device is a vtable.  Every function returns a tgc_status with an error
+ * set on failure. */
+typedef struct tgc_device {
+  const char *name;
+  const tgc_lang *lang;
+  void *(*alloc)(struct tgc_device *d, size_t bytes);      /* NULL on OOM */
+  void (*free)(struct tgc_device *d, void *ptr);
+  tgc_status (*copy_in)(struct tgc_device *d, void *dst, const void *src, size_t n);
+  tgc_status (*copy_out)(struct tgc_device *d, void *dst, const void *src, size_t n);
+  /* The identity of the compiler for the cache key; NULL + error if none. */
+  const char *(*compiler_id)(struct tgc_device *d);
+  tgc_status (*compile)(struct tgc_device *d, int n, const char *const *srcs, void **bins,
+                        size_t *lens);
+  tgc_status (*load)(struct tgc_device *d, tgc_program *p, const void *bin, size_t len);
+  void (*unload)(struct tgc_device *d, tgc_program *p);
+  tgc_status (*launch)(struct tgc_device *d, const tgc_program *p, void **bufs,
+                       const int64_t *vars);
+  tgc_status (*sync)(struct tgc_device *d);
+  void (*destroy)(struct tgc_device *d);
+} tgc_device;
+
+tgc_device *tgc_cpu_new(int nthreads); /* NULL + error on failure */
+
+/* ======================================================================
+ * runtime/program.c: programs, the compile cache and the dump
+ * ==================================================================== */
+
+/* The programs for the kernels of a schedule: found in memory, on disk, or
+ * compiled together.  progs[i] belongs to the context's cache. */
+tgc_status tgc_programs_get(tgc_ctx *ctx, int n, tgc_uop *const *asts, tgc_program **progs);
+void tgc_programs_free(tgc_ctx *ctx);
+
+/* ======================================================================
+ * the context (runtime/realize.c)
+ * ==================================================================== */
+
+struct tgc_ctx {
+  tgc_arena *arena;     /* graph nodes, shapes, args */
+  tgc_uop **table;      /* hash-cons table, open hashing with chains */
+  size_t table_cap, table_count;
+  uint32_t next_id;
+  tgc_device *dev;
+  tgc_stats stats;
+  int debug;            /* TGC_DEBUG */
+  bool noopt;           /* TGC_NOOPT */
+  char *dump_dir;       /* TGC_DUMP, or NULL */
+  struct tgc_progcache *progs; /* program cache (runtime/program.c) */
+  tgc_buffer **bufs;    /* every live buffer, for tgc_ctx_free */
+  int nbufs, bufs_cap;
+};
+
+#endif
