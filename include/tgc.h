@@ -183,7 +183,8 @@ tgc_tensor *tgc_bitcast(tgc_tensor *x, tgc_dtype dt);
 
 /* ---- reductions -------------------------------------------------------
  * axes: naxes entries, negative counts from the end; naxes == 0 reduces
- * every axis.  Sum of bool and small ints accumulates in their own type. */
+ * every axis.  Integer sums accumulate (and wrap) in their own type; the
+ * sum of a bool tensor counts its true values, as i32. */
 tgc_tensor *tgc_sum(tgc_tensor *x, int naxes, const int *axes, bool keepdim);
 tgc_tensor *tgc_max(tgc_tensor *x, int naxes, const int *axes, bool keepdim);
 tgc_tensor *tgc_mean(tgc_tensor *x, int naxes, const int *axes, bool keepdim); /* floats */

@@ -166,6 +166,11 @@ tgc_tensor *tgc_arange(tgc_ctx *ctx, tgc_dtype dt, double start, double stop, do
   return from_fn(ctx, dt, 1, &n, arange_fn, &a);
 }
 
+typedef struct rand_st {
+  uint64_t state;
+  double below; /* the largest uniform value that stays < 1 in the dtype */
+} rand_st;
+
 static uint64_t splitmix(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -174,11 +179,15 @@ static uint64_t splitmix(uint64_t *s) {
 }
 static double uniform_fn(void *p, int64_t i) {
   (void)i;
-  return (double)(splitmix(p) >> 11) * 0x1.0p-53;
+  rand_st *r = p;
+  double u = (double)(splitmix(&r->state) >> 11) * 0x1.0p-53;
+  return u < r->below ? u : r->below; /* rounding to f16/bf16 must not reach 1 */
 }
 static double normal_fn(void *p, int64_t i) {
   (void)i;
-  double u1 = ((double)(splitmix(p) >> 11) + 0.5) * 0x1.0p-53, u2 = uniform_fn(p, 0);
+  rand_st *r = p;
+  double u1 = ((double)(splitmix(&r->state) >> 11) + 0.5) * 0x1.0p-53;
+  double u2 = (double)(splitmix(&r->state) >> 11) * 0x1.0p-53;
   return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
 }
 
@@ -188,7 +197,7 @@ static tgc_tensor *random_tensor(const char *fn, tgc_ctx *ctx, tgc_dtype dt, int
   if (!check_dtype(fn, dt) || !check_shape(fn, ndim, shape)) return NULL;
   if (!tgc_dtypes[dt].is_float)
     return tgc_fail(TGC_ERR_DTYPE, "%s: needs a float dtype, not %s", fn, tgc_dtypes[dt].name);
-  uint64_t st = seed;
+  rand_st st = {seed, dt == TGC_F16 ? 1 - 0x1p-11 : dt == TGC_BF16 ? 1 - 0x1p-8 : 1};
   return from_fn(ctx, dt, ndim, shape, normal ? normal_fn : uniform_fn, &st);
 }
 

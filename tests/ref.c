@@ -510,8 +510,9 @@ ref_t *ref_where(const ref_t *c, const ref_t *a, const ref_t *b) {
 
 ref_t *ref_cast(const ref_t *x, tgc_dtype to) {
   ref_t *r = ref_copy(x);
-  for (int64_t i = 0; i < r->numel; i++) r->v[i] = is_float(to) ? ref_quant(r->v[i], to)
-                                                  : ref_quant(trunc(r->v[i]), to);
+  /* to bool is v != 0 (0.5 is true); to an integer truncates first */
+  for (int64_t i = 0; i < r->numel; i++)
+    r->v[i] = is_float(to) || to == TGC_BOOL ? ref_quant(r->v[i], to) : ref_quant(trunc(r->v[i]), to);
   return r;
 }
 

@@ -273,7 +273,9 @@ static view v_pad_then_shrink(tgc_dtype dt, uint64_t s) {
 static view v_permuted_lazy(tgc_dtype dt, uint64_t s) {
   ref_t *a = gen(dt, SHAPE(6, 4), s), *b = gen(dt, SHAPE(6, 4), s + 99);
   tgc_tensor *sum = tgc_add(ref_tensor(a, dt), ref_tensor(b, dt));
-  return (view){tgc_permute(sum, INTS(1, 0)), ref_permute(ref_binary(REF_ADD, dt, a, b), INTS(1, 0))};
+  /* the sum is stored in dt: round the reference the same way */
+  ref_t *r = ref_quantize(ref_binary(REF_ADD, dt, a, b), dt);
+  return (view){tgc_permute(sum, INTS(1, 0)), ref_permute(r, INTS(1, 0))};
 }
 /* permute -> pad -> flip -> shrink -> reshape */
 static view v_long_chain(tgc_dtype dt, uint64_t s) {
