@@ -77,6 +77,11 @@ static void render_cast(rctx *r, const tgc_lin *l) {
   const tgc_lang *lang = r->lang;
   tgc_dtype to = (tgc_dtype)l->dtype, from = (tgc_dtype)r->p->ins[l->src[0]].dtype;
   const char *fmt = "(($T)($0))";
+  if (l->vec > 1 && ((from == TGC_F16 && to == TGC_F32) || (from == TGC_F32 && to == TGC_F16))) {
+    tgc_str_fmt(r->out, "tgc_%s_to_%s_x%d(%s)", tgc_dtypes[from].name, tgc_dtypes[to].name, l->vec,
+                r->names[l->src[0]]);
+    return;
+  }
   if (l->vec > 1) fmt = "__builtin_convertvector($0, $T)";
   else if (to == TGC_BF16) fmt = lang->cast_to_bf16;
   else if (from == TGC_BF16) fmt = lang->cast_from_bf16;
@@ -206,23 +211,57 @@ static char *name_of(const tgc_lin *l, int i) {
 
 /* Vector typedefs the program uses, each guarded so units can share a
  * translation unit. */
+static void vector_typedef(rctx *r, tgc_dtype dt, int w) {
+  const char *n = tgc_dtypes[dt].name;
+  int bytes = w * tgc_dtypes[dt].bytes;
+  tgc_str_fmt(r->out, "#ifndef TGC_VEC_%s_%d\n#define TGC_VEC_%s_%d\n", n, w, n, w);
+  tgc_str_fmt(r->out, "typedef %s tgc_%sx%d __attribute__((vector_size(%d)));\n", ctype(dt), n, w, bytes);
+  tgc_str_fmt(r->out, "typedef %s tgc_%sx%du __attribute__((vector_size(%d), aligned(%d), may_alias));\n#endif\n",
+              ctype(dt), n, w, bytes, tgc_dtypes[dt].bytes);
+}
+
+/* f16 <-> f32 vector conversions: GCC 12 turns __builtin_convertvector on
+ * _Float16 into one scalar conversion per lane, so use the F16C/AVX-512
+ * instructions where the target has them. */
+static void half_converters(rctx *r, int w) {
+  tgc_str_fmt(r->out,
+              "#ifndef TGC_CVT_F16_%d\n#define TGC_CVT_F16_%d\n"
+              "static inline tgc_f32x%d tgc_f16_to_f32_x%d(tgc_f16x%d x) {\n", w, w, w, w, w);
+  if (w == 16)
+    tgc_str_cat(r->out, "#if defined(__AVX512F__)\n  __m256i i; __builtin_memcpy(&i, &x, 32);\n"
+                        "  return (tgc_f32x16)_mm512_cvtph_ps(i);\n#else\n");
+  if (w == 8)
+    tgc_str_cat(r->out, "#if defined(__F16C__)\n  __m128i i; __builtin_memcpy(&i, &x, 16);\n"
+                        "  return (tgc_f32x8)_mm256_cvtph_ps(i);\n#else\n");
+  tgc_str_fmt(r->out, "  return __builtin_convertvector(x, tgc_f32x%d);\n", w);
+  if (w == 16 || w == 8) tgc_str_cat(r->out, "#endif\n");
+  tgc_str_fmt(r->out, "}\nstatic inline tgc_f16x%d tgc_f32_to_f16_x%d(tgc_f32x%d x) {\n", w, w, w);
+  if (w == 16)
+    tgc_str_cat(r->out, "#if defined(__AVX512F__)\n  __m256i i = _mm512_cvtps_ph((__m512)x, _MM_FROUND_TO_NEAREST_INT);\n"
+                        "  tgc_f16x16 h; __builtin_memcpy(&h, &i, 32);\n  return h;\n#else\n");
+  if (w == 8)
+    tgc_str_cat(r->out, "#if defined(__F16C__)\n  __m128i i = _mm256_cvtps_ph((__m256)x, _MM_FROUND_TO_NEAREST_INT);\n"
+                        "  tgc_f16x8 h; __builtin_memcpy(&h, &i, 16);\n  return h;\n#else\n");
+  tgc_str_fmt(r->out, "  return __builtin_convertvector(x, tgc_f16x%d);\n", w);
+  if (w == 16 || w == 8) tgc_str_cat(r->out, "#endif\n");
+  tgc_str_cat(r->out, "}\n#endif\n");
+}
+
 static void vector_types(rctx *r) {
-  bool seen[TGC_NUM_DTYPES][65] = {{false}};
+  bool seen[TGC_NUM_DTYPES][65] = {{false}}, half[65] = {false};
   for (int i = 0; i < r->p->n; i++) {
     const tgc_lin *l = &r->p->ins[i];
-    if (l->vec > 1 && !seen[l->dtype][l->vec]) {
-      seen[l->dtype][l->vec] = true;
-      tgc_str_fmt(r->out, "#ifndef TGC_VEC_%s_%d\n#define TGC_VEC_%s_%d\n", tgc_dtypes[l->dtype].name,
-                  l->vec, tgc_dtypes[l->dtype].name, l->vec);
-      tgc_str_fmt(r->out, "typedef %s ", ctype((tgc_dtype)l->dtype));
-      r->lang->vec_type(r->out, (tgc_dtype)l->dtype, l->vec, false);
-      tgc_str_fmt(r->out, " __attribute__((vector_size(%d)));\n", l->vec * tgc_dtypes[l->dtype].bytes);
-      tgc_str_fmt(r->out, "typedef %s ", ctype((tgc_dtype)l->dtype));
-      r->lang->vec_type(r->out, (tgc_dtype)l->dtype, l->vec, true);
-      tgc_str_fmt(r->out, " __attribute__((vector_size(%d), aligned(%d), may_alias));\n#endif\n",
-                  l->vec * tgc_dtypes[l->dtype].bytes, tgc_dtypes[l->dtype].bytes);
+    if (l->vec <= 1) continue;
+    if (l->op == TGC_OP_CAST && (l->dtype == TGC_F16 || r->p->ins[l->src[0]].dtype == TGC_F16)) {
+      half[l->vec] = seen[TGC_F16][l->vec] = seen[TGC_F32][l->vec] = true;
     }
+    seen[l->dtype][l->vec] = true;
   }
+  for (int dt = 0; dt < TGC_NUM_DTYPES; dt++)
+    for (int w = 2; w <= 64; w++)
+      if (seen[dt][w]) vector_typedef(r, (tgc_dtype)dt, w);
+  for (int w = 2; w <= 64; w++)
+    if (half[w]) half_converters(r, w);
 }
 
 char *tgc_render(const tgc_lang *lang, const tgc_linprog *p) {
@@ -260,6 +299,9 @@ static const char c_preamble[] =
     "#define TGC_PREAMBLE\n"
     "#include <stdint.h>\n"
     "#include <math.h>\n"
+    "#if defined(__x86_64__)\n"
+    "#include <immintrin.h>\n"
+    "#endif\n"
     "static inline float tgc_bf2f(uint16_t x) {\n"
     "  union { uint32_t u; float f; } v = {(uint32_t)x << 16};\n"
     "  return v.f;\n"

@@ -375,7 +375,7 @@ Test(sched, batched_matmul_is_one_kernel) {
 static tgc_tensor *some_expression(tgc_tensor *a, tgc_tensor *b, tgc_tensor *w) {
   tgc_tensor *h = tgc_add(tgc_matmul(a, w), tgc_scalar(ctx, TGC_F32, 0.5));
   h = tgc_softmax(tgc_mul(h, tgc_transpose(b, 0, 1)), -1);
-  tgc_tensor *p = tgc_pad(tgc_shrink(h, (const int64_t[]){0, 2, 1, 3}), (const int64_t[]){1, 0, 0, 2});
+  tgc_tensor *p = tgc_pad(tgc_shrink(h, (const int64_t[]){1, 3, 0, 2}), (const int64_t[]){1, 0, 0, 2});
   return tgc_sum(tgc_exp(p), 1, (const int[]){0}, true);
 }
 
