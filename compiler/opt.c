@@ -265,9 +265,11 @@ void tgc_opt_heuristic(tgc_kshape *ks, bool vectors) {
         tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, 4});
     } else if (vec && big >= 0 && g >= 0 && stride_of(ks, big, g) == 1 && ks->shape[g] % W == 0 &&
                tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, W})) {
-      /* outputs along contiguous memory: one vector of outputs per row */
+      /* outputs along contiguous memory: a strip of four vectors of
+       * outputs per row (256 bytes of f32), two rows per step */
       ks->vec_axis = ks->ndim - 1;
-      if (ks->shape[r] % 4 == 0) tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, 4});
+      if (ks->shape[g] % 4 == 0) tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, 4});
+      if (ks->shape[r] % 2 == 0) tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, 2});
     } else if (ks->shape[r] % 4 == 0 && ks->shape[r] >= 16) {
       tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, 4}); /* four scalar accumulators */
     }

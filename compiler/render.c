@@ -226,6 +226,7 @@ static void vector_typedef(rctx *r, tgc_dtype dt, int w) {
 static void half_converters(rctx *r, int w) {
   tgc_str_fmt(r->out,
               "#ifndef TGC_CVT_F16_%d\n#define TGC_CVT_F16_%d\n"
+              "#if defined(__x86_64__)\n#include <immintrin.h>\n#endif\n"
               "static inline tgc_f32x%d tgc_f16_to_f32_x%d(tgc_f16x%d x) {\n", w, w, w, w, w);
   if (w == 16)
     tgc_str_cat(r->out, "#if defined(__AVX512F__)\n  __m256i i; __builtin_memcpy(&i, &x, 32);\n"
@@ -299,9 +300,7 @@ static const char c_preamble[] =
     "#define TGC_PREAMBLE\n"
     "#include <stdint.h>\n"
     "#include <math.h>\n"
-    "#if defined(__x86_64__)\n"
-    "#include <immintrin.h>\n"
-    "#endif\n"
+
     "static inline float tgc_bf2f(uint16_t x) {\n"
     "  union { uint32_t u; float f; } v = {(uint32_t)x << 16};\n"
     "  return v.f;\n"

@@ -32,6 +32,9 @@ tgc_status tgc_set_error(tgc_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Like tgc_set_error, for constructors: returns NULL. */
 void *tgc_fail(tgc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For composites: names the op the caller called in front of the message
+ * an inner op left ("softmax: max: axis 3 out of range..."); returns NULL. */
+void *tgc_fail_in(const char *fn);
 /* Prints a warning on stderr once per distinct message text. */
 void tgc_warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -391,6 +394,8 @@ const char *tgc_cc_identity(void);
  * TGC_ERR_COMPILE with the compiler's name and its message, and all
  * bins[i] are NULL. */
 tgc_status tgc_cc_compile(int n, const char *const *srcs, void **bins, size_t *lens);
+/* How many compiler processes tgc_cc_compile(n, ...) starts. */
+int tgc_cc_batches(int n);
 /* Loads a .so image (through a memfd, else a temporary file) and returns
  * the dlopen handle, or NULL with an error set. */
 void *tgc_so_load(const void *bin, size_t len);
@@ -419,8 +424,9 @@ typedef struct tgc_device {
   tgc_status (*copy_out)(struct tgc_device *d, void *dst, const void *src, size_t n);
   /* The identity of the compiler for the cache key; NULL + error if none. */
   const char *(*compiler_id)(struct tgc_device *d);
+  /* Compiles n sources at once; *runs: compiler processes started. */
   tgc_status (*compile)(struct tgc_device *d, int n, const char *const *srcs, void **bins,
-                        size_t *lens);
+                        size_t *lens, int *runs);
   tgc_status (*load)(struct tgc_device *d, tgc_program *p, const void *bin, size_t len);
   void (*unload)(struct tgc_device *d, tgc_program *p);
   tgc_status (*launch)(struct tgc_device *d, const tgc_program *p, void **bufs,

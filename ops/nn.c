@@ -57,14 +57,16 @@ tgc_tensor *tgc_softmax(tgc_tensor *x, int axis) {
   if (!x) return NULL;
   if (!tgc_dtype_is_float(x->dtype)) return tgc_fail(TGC_ERR_DTYPE, "softmax: needs a float dtype");
   tgc_uop *e = tgc_exp(tgc_sub(x, tgc_max(x, 1, &axis, true)));
-  return tgc_div(e, tgc_sum(e, 1, &axis, true));
+  tgc_uop *r = tgc_div(e, tgc_sum(e, 1, &axis, true));
+  return r ? r : tgc_fail_in("softmax");
 }
 
 tgc_tensor *tgc_log_softmax(tgc_tensor *x, int axis) {
   if (!x) return NULL;
   if (!tgc_dtype_is_float(x->dtype)) return tgc_fail(TGC_ERR_DTYPE, "log_softmax: needs a float dtype");
   tgc_uop *s = tgc_sub(x, tgc_max(x, 1, &axis, true));
-  return tgc_sub(s, tgc_log(tgc_sum(tgc_exp(s), 1, &axis, true)));
+  tgc_uop *r = tgc_sub(s, tgc_log(tgc_sum(tgc_exp(s), 1, &axis, true)));
+  return r ? r : tgc_fail_in("log_softmax");
 }
 
 tgc_tensor *tgc_rmsnorm(tgc_tensor *x, double eps) {
@@ -72,8 +74,8 @@ tgc_tensor *tgc_rmsnorm(tgc_tensor *x, double eps) {
   if (x->ndim < 1) return tgc_fail(TGC_ERR_SHAPE, "rmsnorm: needs at least 1 dimension");
   int last = -1;
   tgc_uop *ms = tgc_mean(tgc_mul(x, x), 1, &last, true);
-  if (!ms) return NULL;
-  return tgc_mul(x, tgc_rsqrt(tgc_add(ms, scalar_like(ms, eps))));
+  tgc_uop *r = ms ? tgc_mul(x, tgc_rsqrt(tgc_add(ms, scalar_like(ms, eps)))) : NULL;
+  return r ? r : tgc_fail_in("rmsnorm");
 }
 
 tgc_tensor *tgc_layernorm(tgc_tensor *x, double eps) {
@@ -81,10 +83,9 @@ tgc_tensor *tgc_layernorm(tgc_tensor *x, double eps) {
   if (x->ndim < 1) return tgc_fail(TGC_ERR_SHAPE, "layernorm: needs at least 1 dimension");
   int last = -1;
   tgc_uop *c = tgc_sub(x, tgc_mean(x, 1, &last, true));
-  if (!c) return NULL;
-  tgc_uop *var = tgc_mean(tgc_mul(c, c), 1, &last, true);
-  if (!var) return NULL;
-  return tgc_mul(c, tgc_rsqrt(tgc_add(var, scalar_like(var, eps))));
+  tgc_uop *var = c ? tgc_mean(tgc_mul(c, c), 1, &last, true) : NULL;
+  tgc_uop *r = var ? tgc_mul(c, tgc_rsqrt(tgc_add(var, scalar_like(var, eps)))) : NULL;
+  return r ? r : tgc_fail_in("layernorm");
 }
 
 tgc_tensor *tgc_rope(tgc_tensor *x, tgc_tensor *cos, tgc_tensor *sin) {
@@ -108,8 +109,15 @@ tgc_tensor *tgc_rope(tgc_tensor *x, tgc_tensor *cos, tgc_tensor *sin) {
   r[2 * nd + 1] = 2;
   tgc_uop *x1 = tgc_squeeze(tgc_shrink(pairs, r), -1);
   tgc_uop *o0 = tgc_sub(tgc_mul(x0, cos), tgc_mul(x1, sin));
-  tgc_uop *o1 = tgc_add(tgc_mul(x0, sin), tgc_mul(x1, cos));
-  if (!o0 || !o1) return NULL;
+  tgc_uop *o1 = o0 ? tgc_add(tgc_mul(x0, sin), tgc_mul(x1, cos)) : NULL;
+  if ((!o0 || !o1) && tgc_last_status() != TGC_ERR_SHAPE) return tgc_fail_in("rope");
+  if (!o0 || !o1) {
+    char a[160], b[160], c[160];
+    return tgc_fail(tgc_last_status(), "rope: cos %s and sin %s must broadcast to [..., T, D/2] of x %s",
+                    tgc_shape_str(cos->ndim, cos->shape, a, sizeof a),
+                    tgc_shape_str(sin->ndim, sin->shape, b, sizeof b),
+                    tgc_shape_str(x->ndim, x->shape, c, sizeof c));
+  }
   if (o0->ndim != nd || memcmp(o0->shape, s, sizeof *s * (size_t)nd))
     return tgc_fail(TGC_ERR_SHAPE, "rope: cos and sin must broadcast to [..., T, D/2]");
   tgc_uop *parts[2] = {tgc_unsqueeze(o0, -1), tgc_unsqueeze(o1, -1)};

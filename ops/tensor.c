@@ -380,18 +380,26 @@ tgc_tensor *tgc_log(tgc_tensor *x) { return unary("log", TGC_OP_LOG, K_FLOAT, x)
 tgc_tensor *tgc_log2(tgc_tensor *x) { return unary("log2", TGC_OP_LOG2, K_FLOAT, x); }
 tgc_tensor *tgc_sqrt(tgc_tensor *x) { return unary("sqrt", TGC_OP_SQRT, K_FLOAT, x); }
 tgc_tensor *tgc_reciprocal(tgc_tensor *x) { return unary("reciprocal", TGC_OP_RECIP, K_FLOAT, x); }
-tgc_tensor *tgc_rsqrt(tgc_tensor *x) { return tgc_reciprocal(tgc_sqrt(x)); }
+tgc_tensor *tgc_rsqrt(tgc_tensor *x) {
+  if (!x) return NULL;
+  tgc_uop *r = tgc_reciprocal(tgc_sqrt(x));
+  return r ? r : tgc_fail_in("rsqrt");
+}
 tgc_tensor *tgc_sin(tgc_tensor *x) { return unary("sin", TGC_OP_SIN, K_FLOAT, x); }
 tgc_tensor *tgc_cos(tgc_tensor *x) { return unary("cos", TGC_OP_COS, K_FLOAT, x); }
 tgc_tensor *tgc_tanh(tgc_tensor *x) { return unary("tanh", TGC_OP_TANH, K_FLOAT, x); }
 
 tgc_tensor *tgc_sigmoid(tgc_tensor *x) {
-  if (!unary("sigmoid", TGC_OP_NEG, K_FLOAT, x)) return NULL;
+  if (!x || !dtype_ok("sigmoid", x->dtype, K_FLOAT)) return NULL;
   /* 1 / (1 + exp(-x)) */
   return tgc_reciprocal(tgc_add(const_like(x, 1), tgc_exp(tgc_neg(x))));
 }
 
-tgc_tensor *tgc_silu(tgc_tensor *x) { return tgc_mul(x, tgc_sigmoid(x)); }
+tgc_tensor *tgc_silu(tgc_tensor *x) {
+  if (!x) return NULL;
+  tgc_uop *r = tgc_mul(x, tgc_sigmoid(x));
+  return r ? r : tgc_fail_in("silu");
+}
 
 tgc_tensor *tgc_relu(tgc_tensor *x) {
   if (x && x->dtype == TGC_BOOL) return tgc_fail(TGC_ERR_DTYPE, "relu: not defined for bool");
@@ -446,7 +454,7 @@ tgc_tensor *tgc_max(tgc_tensor *x, int naxes, const int *axes, bool keepdim) {
 tgc_tensor *tgc_mean(tgc_tensor *x, int naxes, const int *axes, bool keepdim) {
   if (!x || !dtype_ok("mean", x->dtype, K_FLOAT)) return NULL;
   tgc_uop *s = tgc_sum(x, naxes, axes, keepdim);
-  if (!s) return NULL;
+  if (!s) return tgc_fail_in("mean");
   double scale = (double)tgc_shape_numel(s->ndim, s->shape) / (double)tgc_numel(x);
   return tgc_mul(s, const_like(s, scale));
 }
@@ -455,7 +463,8 @@ tgc_tensor *tgc_mean(tgc_tensor *x, int naxes, const int *axes, bool keepdim) {
 
 tgc_tensor *tgc_reshape(tgc_tensor *x, int ndim, const int64_t *shape) {
   if (!x) return NULL;
-  if (ndim < 0 || ndim > TGC_MAX_DIMS || (ndim && !shape))
+  if (ndim && !shape) return tgc_fail(TGC_ERR_ARG, "reshape: shape is NULL");
+  if (ndim < 0 || ndim > TGC_MAX_DIMS)
     return tgc_fail(TGC_ERR_SHAPE, "reshape: %d dimensions; tgc supports 0 to %d", ndim, TGC_MAX_DIMS);
   int64_t s[TGC_MAX_DIMS], known = 1;
   int infer = -1;
@@ -517,7 +526,8 @@ tgc_tensor *tgc_transpose(tgc_tensor *x, int d0, int d1) {
 
 tgc_tensor *tgc_expand(tgc_tensor *x, int ndim, const int64_t *shape) {
   if (!x) return NULL;
-  if (ndim < x->ndim || ndim > TGC_MAX_DIMS || (ndim && !shape))
+  if (ndim && !shape) return tgc_fail(TGC_ERR_ARG, "expand: shape is NULL");
+  if (ndim < x->ndim || ndim > TGC_MAX_DIMS)
     return tgc_fail(TGC_ERR_SHAPE, "expand: cannot expand %d dimensions to %d", x->ndim, ndim);
   int64_t from[TGC_MAX_DIMS], to[TGC_MAX_DIMS];
   int lead = ndim - x->ndim;
@@ -581,6 +591,9 @@ tgc_tensor *tgc_slice(tgc_tensor *x, int axis, int64_t start, int64_t stop) {
     r[2 * i] = 0;
     r[2 * i + 1] = x->shape[i];
   }
+  if (start >= stop)
+    return tgc_fail(TGC_ERR_ARG, "slice: [%lld, %lld) of axis %d (size %lld) is empty", (long long)start,
+                    (long long)stop, axis, (long long)n);
   r[2 * a] = start;
   r[2 * a + 1] = stop;
   return tgc_shrink(x, r);

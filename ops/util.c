@@ -82,6 +82,20 @@ void *tgc_fail(tgc_status s, const char *fmt, ...) {
   return NULL;
 }
 
+void *tgc_fail_in(const char *fn) {
+  size_t n = strlen(fn);
+  if (!strncmp(err_msg, fn, n) && err_msg[n] == ':') return NULL;
+  if (n + 2 >= ERR_CAP) return NULL;
+  size_t len = strlen(err_msg);
+  if (len + n + 2 >= ERR_CAP) len = ERR_CAP - n - 3;
+  memmove(err_msg + n + 2, err_msg, len);
+  memcpy(err_msg, fn, n);
+  err_msg[n] = ':';
+  err_msg[n + 1] = ' ';
+  err_msg[n + 2 + len] = '\0';
+  return NULL;
+}
+
 /* Messages already printed, by 64-bit hash of their text: a collision
  * between two distinct warnings is far less likely than anything else
  * going wrong, and hashes keep the set small. */

@@ -415,7 +415,7 @@ static void remove_temp_dir(const char *dir, batch *bs, int nb) {
   rmdir(dir);
 }
 
-static int batch_count(int n) {
+int tgc_cc_batches(int n) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   long nb = cpus < 1 ? 1 : cpus;
   if (nb > MAX_BATCHES) nb = MAX_BATCHES;
@@ -429,7 +429,7 @@ tgc_status tgc_cc_compile(int n, const char *const *srcs, void **bins, size_t *l
   if (!make_temp_dir(dir))
     return tgc_set_error(TGC_ERR_IO, "cannot create a temporary directory %s: %s", dir,
                          strerror(errno));
-  int nb = batch_count(n);
+  int nb = tgc_cc_batches(n);
   batch *bs = plan_batches(n, srcs, nb);
   cc_cmd c;
   cmd_init(&c, N_FLAGS + 5);

@@ -188,10 +188,11 @@ static tgc_status compile_pending(tgc_ctx *ctx, pending *qs, int nq) {
   size_t *lens = tgc_xcalloc((size_t)nq, sizeof *lens);
   for (int i = 0; i < nq; i++) srcs[i] = qs[i].src;
   double t0 = tgc_now();
-  tgc_status st = ctx->dev->compile(ctx->dev, nq, srcs, bins, lens);
+  int runs = 0;
+  tgc_status st = ctx->dev->compile(ctx->dev, nq, srcs, bins, lens, &runs);
   ctx->stats.compile_seconds += tgc_now() - t0;
   ctx->stats.compiles += (uint64_t)nq;
-  ctx->stats.compiler_runs += 1;
+  ctx->stats.compiler_runs += (uint64_t)runs;
   for (int i = 0; st == TGC_OK && i < nq; i++) {
     st = load_bin(ctx, &qs[i], bins[i], lens[i]);
     if (st == TGC_OK) tgc_disk_put(ctx->dev->name, qs[i].key, bins[i], lens[i]);
