@@ -309,6 +309,10 @@ typedef struct tgc_prog_info {
   double flops, bytes;   /* estimated work per launch */
   char opts[128];        /* "UPCAST(0,4) UNROLL(1,16)" */
   bool may_alias;        /* the output may alias an input (assign) */
+  /* GPU launch: blocks (work-groups) and threads per block; the kernel's
+   * parameters are the buffers in slot order, then nvars int64 values. */
+  int64_t grid[3], block[3];
+  int nvars;
 } tgc_prog_info;
 
 typedef struct tgc_linprog {
@@ -432,10 +436,29 @@ typedef struct tgc_device {
   tgc_status (*launch)(struct tgc_device *d, const tgc_program *p, void **bufs,
                        const int64_t *vars);
   tgc_status (*sync)(struct tgc_device *d);
+  /* Seconds on the device's clock once the work launched so far is done
+   * (events on CUDA); differences time kernels. */
+  double (*timer)(struct tgc_device *d);
   void (*destroy)(struct tgc_device *d);
 } tgc_device;
 
 tgc_device *tgc_cpu_new(int nthreads); /* NULL + error on failure */
+
+/* runtime/cuda.c: the CUDA device, through libcuda.so.1 and NVRTC opened
+ * with dlopen.  NULL + an error naming the missing library or the failing
+ * call when CUDA cannot be used. */
+tgc_device *tgc_cuda_new(void);
+/* NVRTC alone (no GPU needed): compiles one CUDA source for arch
+ * ("sm_90") into a malloc'd CUBIN.  TGC_ERR_UNSUPPORTED when NVRTC cannot
+ * be loaded; TGC_ERR_COMPILE with NVRTC's log when the source fails. */
+tgc_status tgc_nvrtc_compile(const char *src, const char *arch, void **cubin, size_t *len);
+/* "nvrtc 13.0" or NULL (with an error) if NVRTC cannot be loaded. */
+const char *tgc_nvrtc_version(void);
+
+/* runtime/opencl.c: the OpenCL device through the ICD loader
+ * (libOpenCL.so.1, opened with dlopen); the first GPU, else the first
+ * device of any type (PoCL's CPU device in CI). */
+tgc_device *tgc_opencl_new(void);
 
 /* ======================================================================
  * runtime/program.c: programs, the compile cache and the dump

@@ -97,6 +97,11 @@ static tgc_status cpu_sync(tgc_device *d) {
   return TGC_OK;
 }
 
+static double cpu_timer(tgc_device *d) {
+  (void)d;
+  return tgc_now();
+}
+
 static void cpu_destroy(tgc_device *d) {
   cpu_device *c = (cpu_device *)d;
   tgc_pool_free(c->pool);
@@ -122,6 +127,7 @@ tgc_device *tgc_cpu_new(int nthreads) {
       .unload = cpu_unload,
       .launch = cpu_launch,
       .sync = cpu_sync,
+      .timer = cpu_timer,
       .destroy = cpu_destroy,
   };
   c->pool = tgc_pool_new(nthreads);
