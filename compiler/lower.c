@@ -20,6 +20,9 @@
 typedef struct lower {
   tgc_linprog *p;
   const tgc_kshape *ks;
+  const tgc_lang *lang;
+  int gidx, lidx;            /* GPU: group-axis and local-axis thread indices */
+  int nlocal_loads;          /* makes local-memory loads unique (no CSE across barriers) */
   int W;                     /* lanes of the vector axis; 1 if none */
   int vals[TGC_MAX_KDIMS];   /* instruction giving each axis's value */
   int *cse;                  /* open hash of instruction indices */
@@ -36,20 +39,21 @@ static bool is_half(tgc_dtype dt) { return dt == TGC_F16 || dt == TGC_BF16; }
 /* ---- emitting with common-subexpression elimination ---------------------- */
 
 static uint64_t lin_hash(const tgc_lin *l) {
-  uint64_t h = tgc_hash64(l->src, sizeof *l->src * (size_t)l->nsrc,
+  uint64_t h = tgc_hash64(l->nsrc ? (const void *)l->src : "", sizeof *l->src * (size_t)l->nsrc,
                           ((uint64_t)l->op << 16) | ((uint64_t)l->dtype << 8) | l->vec);
   return tgc_hash64(&l->c, sizeof l->c, h);
 }
 
 static bool lin_eq(const tgc_lin *a, const tgc_lin *b) {
   return a->op == b->op && a->dtype == b->dtype && a->vec == b->vec && a->nsrc == b->nsrc &&
-         !memcmp(a->src, b->src, sizeof *a->src * (size_t)a->nsrc) &&
+         (!a->nsrc || !memcmp(a->src, b->src, sizeof *a->src * (size_t)a->nsrc)) &&
          !memcmp(&a->c, &b->c, sizeof a->c);
 }
 
 static bool cse_ok(tgc_op op) {
   return op != TGC_OP_RANGE && op != TGC_OP_ENDRANGE && op != TGC_OP_DEFINE_ACC &&
-         op != TGC_OP_ACC_ASSIGN && op != TGC_OP_STORE;
+         op != TGC_OP_ACC_ASSIGN && op != TGC_OP_STORE && op != TGC_OP_IF && op != TGC_OP_ENDIF &&
+         op != TGC_OP_BARRIER && op != TGC_OP_DEFINE_LOCAL;
 }
 
 static void cse_grow(lower *L) {
@@ -248,6 +252,7 @@ static void view_index(lower *L, const tgc_st *st, const int *vals, int *idx, in
 
 static int gep(lower *L, int v, int lane) {
   if (I(L, v)->vec == 1) return v;
+  if (I(L, v)->op == TGC_OP_VECTORIZE) return I(L, v)->src[lane];
   int s[1] = {v};
   return emit_full(L, TGC_OP_GEP, I(L, v)->dtype, 1, 1, s, (tgc_cval){lane, lane}, INT64_MIN, INT64_MAX);
 }
@@ -261,16 +266,20 @@ static int broadcast_vec(lower *L, int v, int w) {
 
 /* Ops the language renders directly on vectors; everything else is split
  * into lanes. */
-static bool vec_ok(tgc_op op, tgc_dtype dt, tgc_dtype src_dt) {
-  if (op == TGC_OP_CAST) /* bf16 converts with a helper, lane by lane */
-    return tgc_dtypes[dt].is_float && tgc_dtypes[src_dt].is_float && dt != TGC_BF16 && src_dt != TGC_BF16;
+static bool vec_ok(const lower *L, tgc_op op, tgc_dtype dt, tgc_dtype src_dt) {
+  if (!L->lang->vec_alu) return false;
+  if (op == TGC_OP_CAST) { /* bf16 converts with a helper, lane by lane; f16 on C only */
+    bool halfs = is_half(dt) || is_half(src_dt);
+    return tgc_dtypes[dt].is_float && tgc_dtypes[src_dt].is_float && dt != TGC_BF16 &&
+           src_dt != TGC_BF16 && (!halfs || L->lang == &tgc_lang_c);
+  }
   return (tgc_ops[op].flags & F_VEC) && tgc_dtypes[dt].is_float;
 }
 
 static int alu(lower *L, tgc_op op, tgc_dtype dt, int n, int *src) {
   int w = 1;
   for (int i = 0; i < n; i++) w = I(L, src[i])->vec > w ? I(L, src[i])->vec : w;
-  if (w > 1 && !vec_ok(op, dt, (tgc_dtype)I(L, src[0])->dtype)) {
+  if (w > 1 && !vec_ok(L, op, dt, (tgc_dtype)I(L, src[0])->dtype)) {
     int lanes[64];
     for (int l = 0; l < w; l++) {
       int s[3];
@@ -307,8 +316,13 @@ static int leaf_mode(lower *L, int leaf) {
   const tgc_view *v = tgc_st_top(&ks->sts[leaf]);
   bool masked = v->has_mask && (v->mask[va][0] != 0 || v->mask[va][1] != v->shape[va]);
   if (v->shape[va] == 1 || (v->strides[va] == 0 && !masked)) return 0;
-  if (ks->sts[leaf].nviews == 1 && v->strides[va] == 1 && !masked) return 1;
-  return 2;
+  if (ks->sts[leaf].nviews != 1 || v->strides[va] != 1 || masked) return 2;
+  if (L->lang->gpu) { /* GPU vector accesses must be aligned to their size */
+    if (v->offset % L->W) return 2;
+    for (int i = 0; i < v->ndim; i++)
+      if (i != va && v->shape[i] > 1 && v->strides[i] % L->W) return 2;
+  }
+  return 1;
 }
 
 static int leaf_index(const lower *L, const tgc_uop *a) {
@@ -456,6 +470,81 @@ static void close_range(lower *L, int r) {
   for (int i = r + 1; i < L->p->n; i++) L->p->ins[i].dead = true;
 }
 
+static int open_if(lower *L, int cond) {
+  int s[1] = {cond};
+  return emit(L, TGC_OP_IF, TGC_BOOL, 1, 1, s);
+}
+
+static void close_if(lower *L, int iff) {
+  int s[1] = {iff};
+  emit(L, TGC_OP_ENDIF, TGC_BOOL, 1, 1, s);
+  for (int i = iff + 1; i < L->p->n; i++) L->p->ins[i].dead = true;
+}
+
+/* ---- GPU: combining a grouped reduce in local memory ---------------------- */
+
+static int64_t axes_size(const tgc_kshape *ks, tgc_axis_kind kind) {
+  int64_t n = 1;
+  for (int i = 0; i < ks->ndim; i++)
+    if (ks->kind[i] == kind) n *= ks->shape[i];
+  return n;
+}
+
+static int local_load(lower *L, int temp, tgc_dtype dt, int idx) {
+  int s[2] = {temp, idx};
+  L->nlocal_loads++; /* never merged with a load on the other side of a barrier */
+  return emit_full(L, TGC_OP_LOAD, dt, 1, 2, s, (tgc_cval){0, L->nlocal_loads}, INT64_MIN, INT64_MAX);
+}
+
+static void local_store(lower *L, int temp, tgc_dtype dt, int idx, int val) {
+  int s[3] = {temp, idx, val};
+  emit(L, TGC_OP_STORE, dt, 1, 3, s);
+}
+
+static void barrier(lower *L) { emit(L, TGC_OP_BARRIER, TGC_BOOL, 1, 0, NULL); }
+
+/* One tree step: threads g < n add in the partial n places above them. */
+static void tree_step(lower *L, tgc_op rop, tgc_dtype dt, int temp, const int *base, int nslots, int64_t n,
+                      int64_t dist) {
+  int s[2] = {L->gidx, iconst(L, n)};
+  int iff = open_if(L, emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, s));
+  for (int k = 0; k < nslots; k++) {
+    int at = iadd(L, base[k], L->gidx);
+    int a = local_load(L, temp, dt, at), b = local_load(L, temp, dt, iadd(L, at, iconst(L, dist)));
+    int c[2] = {a, b};
+    local_store(L, temp, dt, at, alu(L, rop == TGC_OP_REDUCE_SUM ? TGC_OP_ADD : TGC_OP_MAX, dt, 2, c));
+  }
+  close_if(L, iff);
+  barrier(L);
+}
+
+/* Combines the partials r[0..nup) of the G threads of each group through
+ * local memory, as a tree.  Returns the IF (group's first thread) that the
+ * caller closes after using the combined r[]. */
+static int group_combine(lower *L, tgc_op rop, tgc_dtype dt, int *r, int nup) {
+  int64_t G = axes_size(L->ks, AXIS_GROUP), Lt = axes_size(L->ks, AXIS_LOCAL);
+  int wl = I(L, r[0])->vec, nslots = nup * wl;
+  int temp = emit_full(L, TGC_OP_DEFINE_LOCAL, dt, 1, 0, NULL, (tgc_cval){0, nslots * Lt * G}, 0, 0);
+  int *base = tgc_xmalloc(sizeof *base * (size_t)nslots);
+  for (int k = 0; k < nslots; k++) base[k] = imul(L, iadd(L, imul(L, iconst(L, k), Lt), L->lidx), G);
+  for (int u = 0; u < nup; u++)
+    for (int l = 0; l < wl; l++) local_store(L, temp, dt, iadd(L, base[u * wl + l], L->gidx), gep(L, r[u], l));
+  barrier(L);
+  int64_t P = 1;
+  while (P * 2 <= G) P *= 2;
+  if (G > P) tree_step(L, rop, dt, temp, base, nslots, G - P, P);
+  for (int64_t half = P / 2; half >= 1; half /= 2) tree_step(L, rop, dt, temp, base, nslots, half, half);
+  int s[2] = {L->gidx, iconst(L, 0)};
+  int iff = open_if(L, emit(L, TGC_OP_CMPEQ, TGC_BOOL, 1, 2, s));
+  for (int u = 0; u < nup; u++) {
+    int lanes[64];
+    for (int l = 0; l < wl; l++) lanes[l] = local_load(L, temp, dt, base[u * wl + l]);
+    r[u] = wl > 1 ? emit(L, TGC_OP_VECTORIZE, dt, wl, wl, lanes) : lanes[0];
+  }
+  free(base);
+  return iff;
+}
+
 /* Sets the expanded axes of `kind` (all but the vector axis) to combination
  * `combo`; returns the number of combinations. */
 static int expand_axes(lower *L, tgc_axis_kind kind, int combo) {
@@ -510,8 +599,7 @@ static void lower_reduce(lower *L, const tgc_uop *st) {
     }
   }
   while (nr) close_range(L, ranges[--nr]);
-  for (int i = 0; i < ks->ndim; i++)
-    if (ks->kind[i] == AXIS_REDUCE || ks->kind[i] == AXIS_UNROLL) L->vals[i] = iconst(L, 0);
+  int *res = tgc_xmalloc(sizeof *res * (size_t)nup);
   for (int u = 0; u < nup; u++) {
     int r = acc[u * nun];
     for (int v = 1; v < nun; v++) r = combine(L, rop, dt, r, acc[u * nun + v]);
@@ -520,11 +608,20 @@ static void lower_reduce(lower *L, const tgc_uop *st) {
       for (int l = 1; l < L->W; l++) h = combine(L, rop, dt, h, gep(L, r, l));
       r = h;
     }
+    res[u] = r;
+  }
+  int iff = axes_size(ks, AXIS_GROUP) > 1 ? group_combine(L, rop, dt, res, nup) : -1;
+  for (int i = 0; i < ks->ndim; i++)
+    if (ks->kind[i] == AXIS_REDUCE || ks->kind[i] == AXIS_UNROLL || ks->kind[i] == AXIS_GROUP)
+      L->vals[i] = iconst(L, 0);
+  for (int u = 0; u < nup; u++) {
     expand_axes(L, AXIS_UPCAST, u);
     memo_clear(L);
-    memo_put(L, red, r);
+    memo_put(L, red, res[u]);
     store(L, st, expr(L, st->src[2]));
   }
+  if (iff >= 0) close_if(L, iff);
+  free(res);
   free(acc);
 }
 
@@ -544,7 +641,7 @@ static void fill_info(lower *L, const tgc_uop *ast) {
   size_t len = (size_t)snprintf(in->name, sizeof in->name, "%s", red ? "r" : "E");
   for (int i = 0; i < ks->ndim && len < sizeof in->name - 24; i++)
     len += (size_t)snprintf(in->name + len, sizeof in->name - len, "_%lld", (long long)ks->shape[i]);
-  in->par_n = ks->ndim && ks->kind[0] == AXIS_GLOBAL ? ks->shape[0] : 1;
+  in->par_n = !L->lang->gpu && ks->ndim && ks->kind[0] == AXIS_GLOBAL ? ks->shape[0] : 1;
   double work = 1;
   for (int i = 1; i < ks->ndim; i++) work *= (double)ks->shape[i];
   in->par_min_chunk = work >= 16384 ? 1 : (int64_t)(16384 / work);
@@ -567,13 +664,41 @@ static void fill_info(lower *L, const tgc_uop *ast) {
   in->opts[0] = 0;
   for (int i = 0; i < ks->nopts; i++)
     olen += (size_t)snprintf(in->opts + olen, sizeof in->opts - olen, "%s%s(%d,%d)", i ? " " : "",
-                             ks->opts[i].kind == OPT_UPCAST ? "UPCAST" : "UNROLL", ks->opts[i].axis,
+                             tgc_opt_name(ks->opts[i].kind), ks->opts[i].axis,
                              ks->opts[i].amount);
   (void)ast;
 }
 
-tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks) {
-  lower L = {.ks = ks, .W = ks->vec_axis >= 0 ? (int)ks->shape[ks->vec_axis] : 1};
+/* Unravels index `idx` over the axes of `kind`, last axis fastest. */
+static void unravel(lower *L, int idx, tgc_axis_kind kind) {
+  int64_t after = 1;
+  for (int i = L->ks->ndim - 1; i >= 0; i--) {
+    if (L->ks->kind[i] != kind) continue;
+    L->vals[i] = imodc(L, idivc(L, idx, after), L->ks->shape[i]);
+    after *= L->ks->shape[i];
+  }
+}
+
+/* GPU: global axes come from the block index, local and group axes from
+ * the thread index (group axes fastest, so neighbouring threads of a
+ * grouped reduce read neighbouring memory). */
+static void gpu_indices(lower *L) {
+  const tgc_kshape *ks = L->ks;
+  int64_t ng = axes_size(ks, AXIS_GLOBAL), nl = axes_size(ks, AXIS_LOCAL), ngr = axes_size(ks, AXIS_GROUP);
+  int gid = emit_full(L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){2, 2}, 0, ng - 1);
+  int lid = emit_full(L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){3, 3}, 0, nl * ngr - 1);
+  unravel(L, gid, AXIS_GLOBAL);
+  L->lidx = idivc(L, lid, ngr);
+  L->gidx = imodc(L, lid, ngr);
+  unravel(L, L->lidx, AXIS_LOCAL);
+  unravel(L, L->gidx, AXIS_GROUP);
+  L->p->info.grid[0] = ng;
+  L->p->info.block[0] = nl * ngr;
+  L->p->info.grid[1] = L->p->info.grid[2] = L->p->info.block[1] = L->p->info.block[2] = 1;
+}
+
+tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const tgc_lang *lang) {
+  lower L = {.ks = ks, .lang = lang, .W = ks->vec_axis >= 0 ? (int)ks->shape[ks->vec_axis] : 1};
   L.p = tgc_xcalloc(1, sizeof *L.p);
   TGC_ASSERT(L.W <= 64);
   /* globals, in slot order */
@@ -597,7 +722,8 @@ tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks) {
                              (tgc_cval){i, i}, 0, 0);
   for (int i = 0; i < ks->ndim; i++) L.vals[i] = iconst(&L, 0);
   int ranges[TGC_MAX_KDIMS], nr = 0;
-  for (int i = 0; i < ks->ndim; i++) {
+  if (lang->gpu) gpu_indices(&L);
+  for (int i = 0; i < ks->ndim && !lang->gpu; i++) {
     if (ks->kind[i] != AXIS_GLOBAL) continue;
     int start = iconst(&L, 0), end = iconst(&L, ks->shape[i]);
     if (nr == 0 && i == 0) {

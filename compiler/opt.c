@@ -46,7 +46,7 @@ static bool reshape_all(tgc_kshape *ks, int nd, const int64_t *shape, const tgc_
   for (int l = 0; l < ks->nleaves; l++) {
     int64_t s[TGC_MAX_KDIMS];
     for (int i = 0; i < nd; i++) {
-      bool red = kind[i] == AXIS_REDUCE || kind[i] == AXIS_UNROLL;
+      bool red = kind[i] == AXIS_REDUCE || kind[i] == AXIS_UNROLL || kind[i] == AXIS_GROUP;
       s[i] = red && ks->post_reduce[l] ? 1 : shape[i];
     }
     sts[l] = ks->sts[l];
@@ -148,24 +148,44 @@ void tgc_kshape_free(tgc_kshape *ks) {
   memset(ks, 0, sizeof *ks);
 }
 
+static const struct {
+  tgc_axis_kind from, to; /* the axis kind it applies to, and the new axis's */
+  bool outer;             /* the new axis is the outer part of the split */
+  const char *name;
+} opt_info[] = {
+    [OPT_UPCAST] = {AXIS_GLOBAL, AXIS_UPCAST, false, "UPCAST"},
+    [OPT_UNROLL] = {AXIS_REDUCE, AXIS_UNROLL, false, "UNROLL"},
+    [OPT_LOCAL] = {AXIS_GLOBAL, AXIS_LOCAL, false, "LOCAL"},
+    [OPT_GROUP] = {AXIS_REDUCE, AXIS_GROUP, false, "GROUP"},
+    [OPT_GROUPTOP] = {AXIS_REDUCE, AXIS_GROUP, true, "GROUPTOP"},
+};
+
+const char *tgc_opt_name(tgc_opt_kind k) { return opt_info[k].name; }
+
 bool tgc_kshape_apply(tgc_kshape *ks, tgc_opt opt) {
   int a = opt.axis;
-  tgc_axis_kind want = opt.kind == OPT_UPCAST ? AXIS_GLOBAL : AXIS_REDUCE;
-  if (a < 0 || a >= ks->ndim || ks->kind[a] != want || opt.amount < 2 ||
+  if (a < 0 || a >= ks->ndim || ks->kind[a] != opt_info[opt.kind].from || opt.amount < 2 ||
       ks->shape[a] % opt.amount || ks->ndim + 1 > TGC_MAX_KDIMS || ks->nopts == 8)
     return false;
+  bool outer = opt_info[opt.kind].outer;
   tgc_kshape save = *ks;
   tgc_st *sts = tgc_xmalloc(sizeof *sts * (size_t)ks->nleaves);
   memcpy(sts, ks->sts, sizeof *sts * (size_t)ks->nleaves);
   int64_t s[TGC_MAX_KDIMS];
   tgc_axis_kind k[TGC_MAX_KDIMS];
-  int nd = 0;
+  int nd = 0, moved = -1;
   for (int i = 0; i < ks->ndim; i++) {
-    s[nd] = i == a ? ks->shape[i] / opt.amount : ks->shape[i];
-    k[nd++] = ks->kind[i];
-    if (i == a) {
-      s[nd] = opt.amount;
-      k[nd++] = opt.kind == OPT_UPCAST ? AXIS_UPCAST : AXIS_UNROLL;
+    if (i != a) {
+      s[nd] = ks->shape[i];
+      k[nd++] = ks->kind[i];
+      continue;
+    }
+    int64_t part[2] = {outer ? opt.amount : ks->shape[i] / opt.amount, outer ? ks->shape[i] / opt.amount : opt.amount};
+    for (int j = 0; j < 2; j++) {
+      bool isnew = (j == 0) == outer;
+      if (isnew) moved = nd;
+      s[nd] = part[j];
+      k[nd++] = isnew ? opt_info[opt.kind].to : ks->kind[i];
     }
   }
   if (!reshape_all(ks, nd, s, k)) {
@@ -177,12 +197,12 @@ bool tgc_kshape_apply(tgc_kshape *ks, tgc_opt opt) {
     return false;
   }
   free(sts);
-  /* move the new axis to the end */
+  /* move the new axis to the end; the others keep their numbers */
   int perm[TGC_MAX_KDIMS], np = 0;
   for (int i = 0; i < ks->ndim; i++)
-    if (i != a + 1) perm[np++] = i;
-  perm[np++] = a + 1;
-  permute_all(ks, perm); /* existing axes keep their numbers */
+    if (i != moved) perm[np++] = i;
+  perm[np++] = moved;
+  permute_all(ks, perm);
   ks->opts[ks->nopts++] = opt;
   return true;
 }
@@ -245,7 +265,7 @@ static int last_axis(const tgc_kshape *ks, tgc_axis_kind kind) {
   return -1;
 }
 
-void tgc_opt_heuristic(tgc_kshape *ks, bool vectors) {
+static void cpu_heuristic(tgc_kshape *ks, bool vectors) {
   tgc_uop *store = NULL;
   for (int l = 0; l < ks->nleaves; l++)
     if (ks->leaves[l]->op == TGC_OP_STORE) store = ks->leaves[l];
@@ -280,5 +300,67 @@ void tgc_opt_heuristic(tgc_kshape *ks, bool vectors) {
     for (int l = 0; l < ks->nleaves; l++)
       if (ks->leaves[l]->op == TGC_OP_STORE) st = (int)stride_of(ks, l, g);
     if (st == 1 && tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, W})) ks->vec_axis = ks->ndim - 1;
+  }
+}
+
+/* ---- the GPU heuristic ----------------------------------------------------- */
+
+/* The largest divisor of n that is at most cap (powers of two first). */
+static int pick_divisor(int64_t n, int cap, bool pow2) {
+  for (int d = cap; d >= 2; d--)
+    if (n % d == 0 && (!pow2 || (d & (d - 1)) == 0)) return d;
+  return 1;
+}
+
+static bool store_contiguous_on(const tgc_kshape *ks, int axis) {
+  for (int l = 0; l < ks->nleaves; l++)
+    if (ks->leaves[l]->op == TGC_OP_STORE) return stride_of(ks, l, axis) == 1;
+  return false;
+}
+
+/* A reduce along contiguous memory (matvec) becomes a grouped reduce with
+ * 16-byte loads: each thread of a block reads every G-th 16-byte chunk,
+ * so neighbouring threads read neighbouring chunks, and the partial sums
+ * meet in local memory.  Elementwise kernels get a block of up to 256
+ * threads along their last axis. */
+static void gpu_heuristic(tgc_kshape *ks, const tgc_lang *lang) {
+  tgc_uop *store = NULL;
+  for (int l = 0; l < ks->nleaves; l++)
+    if (ks->leaves[l]->op == TGC_OP_STORE) store = ks->leaves[l];
+  if (!store || store->src[2]->op == TGC_OP_GATHER_LOAD) return;
+  int big = biggest_load(ks), r = last_axis(ks, AXIS_REDUCE), g = last_axis(ks, AXIS_GLOBAL);
+  if (r >= 0) {
+    if (big >= 0 && stride_of(ks, big, r) == 1) {
+      int w = lang->vec_bytes / tgc_dtypes[ks->leaves[big]->dtype].bytes;
+      if (w > 1 && ks->shape[r] % w == 0 && tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, w}))
+        ks->vec_axis = ks->ndim - 1;
+      int G = pick_divisor(ks->shape[r], 256, true);
+      if (G > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_GROUP, r, G});
+    } else if (g >= 0 && big >= 0 && stride_of(ks, big, g) == 1) {
+      int L = pick_divisor(ks->shape[g], 256, false);
+      if (L > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_LOCAL, g, L});
+    } else if (ks->shape[r] >= 64) {
+      int G = pick_divisor(ks->shape[r], 256, true);
+      if (G > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_GROUPTOP, r, G});
+    } else if (g >= 0) {
+      int L = pick_divisor(ks->shape[g], 256, false);
+      if (L > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_LOCAL, g, L});
+    }
+    return;
+  }
+  if (g < 0) return;
+  int w = lang->vec_bytes / tgc_dtypes[store->dtype].bytes;
+  if (tgc_dtypes[store->dtype].is_float && w > 1 && ks->shape[g] % w == 0 && ks->shape[g] / w >= 64 &&
+      store_contiguous_on(ks, g) && tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, w}))
+    ks->vec_axis = ks->ndim - 1;
+  int L = pick_divisor(ks->shape[g], 256, false);
+  if (L > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_LOCAL, g, L});
+}
+
+void tgc_opt_heuristic(tgc_kshape *ks, const tgc_lang *lang) {
+  if (lang->gpu) {
+    gpu_heuristic(ks, lang);
+  } else {
+    cpu_heuristic(ks, lang->vec_alu);
   }
 }

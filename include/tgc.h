@@ -100,6 +100,7 @@ typedef struct tgc_stats {
   uint64_t bytes_in_use;     /* bytes of buffers alive now */
   uint64_t peak_bytes;       /* most bytes alive at once */
   double compile_seconds;    /* wall time spent compiling */
+  uint64_t xchecks;          /* NVRTC cross-compiles (TGC_XCHECK=cuda) */
 } tgc_stats;
 void tgc_get_stats(const tgc_ctx *ctx, tgc_stats *out);
 void tgc_stats_reset(tgc_ctx *ctx);

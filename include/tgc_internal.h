@@ -241,6 +241,8 @@ typedef struct tgc_schedule {
 tgc_schedule *tgc_schedule_new(tgc_ctx *ctx, int n, tgc_uop *const *targets);
 void tgc_schedule_free(tgc_schedule *s);
 
+struct tgc_lang;
+
 /* ======================================================================
  * compiler/opt.c: kernel shape and optimisations
  * ==================================================================== */
@@ -250,9 +252,17 @@ typedef enum tgc_axis_kind {
   AXIS_REDUCE, /* a loop inside the accumulation */
   AXIS_UPCAST, /* outputs computed together, unrolled at compile time */
   AXIS_UNROLL, /* reduce iterations unrolled, with their own accumulators */
+  AXIS_LOCAL,  /* outputs split across the threads of a block (GPU) */
+  AXIS_GROUP,  /* a reduce split across the threads of a block, combined in local memory (GPU) */
 } tgc_axis_kind;
 
-typedef enum tgc_opt_kind { OPT_UPCAST, OPT_UNROLL } tgc_opt_kind;
+typedef enum tgc_opt_kind {
+  OPT_UPCAST,   /* global axis: inner part computed together */
+  OPT_UNROLL,   /* reduce axis: inner part unrolled */
+  OPT_LOCAL,    /* global axis: inner part becomes thread index */
+  OPT_GROUP,    /* reduce axis: inner part across threads (interleaved, coalesced) */
+  OPT_GROUPTOP, /* reduce axis: outer part across threads (a contiguous chunk each) */
+} tgc_opt_kind;
 typedef struct tgc_opt {
   tgc_opt_kind kind;
   int axis;   /* axis of the shape when the opt is applied */
@@ -281,8 +291,9 @@ bool tgc_kshape_init(tgc_kshape *ks, tgc_uop *ast);
 void tgc_kshape_free(tgc_kshape *ks);
 /* Applies one opt; false (and no change) if it does not fit. */
 bool tgc_kshape_apply(tgc_kshape *ks, tgc_opt opt);
-/* Picks opts by the CPU heuristic. */
-void tgc_opt_heuristic(tgc_kshape *ks, bool vectors);
+const char *tgc_opt_name(tgc_opt_kind k); /* "UPCAST" */
+/* Picks opts by the heuristic of the language (CPU or GPU). */
+void tgc_opt_heuristic(tgc_kshape *ks, const struct tgc_lang *lang);
 
 /* ======================================================================
  * compiler/lower.c: kernel AST + shape -> linear IR
@@ -321,30 +332,47 @@ typedef struct tgc_linprog {
   tgc_prog_info info;
 } tgc_linprog;
 
-/* Lowers an AST with its (optimised) kernel shape.  Arena-free: free with
+/* Lowers an AST with its (optimised) kernel shape for a language (which
+ * decides GPU thread indexing and what may stay a vector).  Free with
  * tgc_linprog_free. */
-tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks);
+tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const struct tgc_lang *lang);
 void tgc_linprog_free(tgc_linprog *p);
 
 /* ======================================================================
  * compiler/render.c: linear IR -> source text, by language tables
  * ==================================================================== */
 
+/* A language: what the one C-style renderer needs to know.  Formats use
+ * $0 $1 $2 (sources), $T (result type), $F (math suffix), $B (bit width
+ * minus one), $P (buffer), $I (index), $V (vector type), $W (lanes), $L
+ * (lane).  A NULL entry falls back to `base` (C), so CUDA and OpenCL
+ * tables hold only what differs. */
 typedef struct tgc_lang {
-  const char *name;          /* "c", "cuda", "opencl" */
-  const char *ext;           /* file extension of the source: "c", "cu", "cl" */
-  const char *preamble;      /* once per translation unit (include-guarded) */
-  /* The kernel's signature and prologue (buffer pointers, thread range). */
-  void (*signature)(tgc_str *out, const tgc_linprog *p, const char *name);
-  /* The vector type of w lanes of dt; its unaligned variant if unaligned. */
+  const char *name;            /* "c", "cuda", "opencl" */
+  const char *ext;             /* file extension of the source: "c", "cu", "cl" */
+  const struct tgc_lang *base; /* where missing entries come from; NULL for C */
+  bool gpu;                    /* blocks and threads instead of a loop over axis 0 */
+  bool vec_alu;                /* ALU ops apply to vector values */
+  int vec_bytes;               /* widest vector access */
+  const char *preamble;        /* once per translation unit (include-guarded) */
+  void (*signature)(tgc_str *out, const struct tgc_lang *lang, const tgc_linprog *p, const char *name);
   void (*vec_type)(tgc_str *out, tgc_dtype dt, int w, bool unaligned);
-  /* Op formats: $0 $1 $2 are the sources, $T the result type, $F the
-   * suffix of single-precision math functions ("f" for f32, "" for f64). */
+  void (*vec_typedefs)(tgc_str *out, const tgc_linprog *p); /* declares the vector types used */
+  const char *type_names[TGC_NUM_DTYPES]; /* value types; NULL: the C type */
+  const char *ptr_names[TGC_NUM_DTYPES];  /* buffer element types; NULL: the value type */
+  const char *special[4];      /* thread range start, end; block index; thread index */
+  const char *barrier, *local_decl;    /* local_decl: $T type, $P name, $I count */
+  const char *math_suffix;     /* of f32 math functions: "f", or "" where overloaded */
+  const char *i64_suffix;
+  const char *inf[2], *nan[2]; /* f32, f64 */
+  const char *load, *store, *vec_load, *vec_store, *gep, *vectorize_open, *vectorize_close;
+  const char *load_half, *store_half, *vec_load_half, *vec_store_half; /* NULL: plain */
   const char *op_fmt[TGC_NUM_OPS];
-  const char *idiv_signed, *mod_signed; /* IDIV/MOD for signed ints */
-  const char *cast_to_bf16, *cast_from_bf16, *cast_to_bool;
+  const char *idiv_signed, *mod_signed;
+  const char *cast, *vec_cast, *cast_to_bool, *cast_to_half, *cast_from_half;
+  const char *cast_to_bf16, *cast_from_bf16, *bitcast;
 } tgc_lang;
-extern const tgc_lang tgc_lang_c;
+extern const tgc_lang tgc_lang_c, tgc_lang_cuda, tgc_lang_opencl;
 
 /* Renders the program as a complete translation unit. */
 char *tgc_render(const tgc_lang *lang, const tgc_linprog *p);
@@ -483,6 +511,7 @@ struct tgc_ctx {
   int debug;            /* TGC_DEBUG */
   bool noopt;           /* TGC_NOOPT */
   char *dump_dir;       /* TGC_DUMP, or NULL */
+  bool xcheck_cuda;     /* TGC_XCHECK=cuda: also compile each kernel for CUDA with NVRTC */
   struct tgc_progcache *progs; /* program cache (runtime/program.c) */
   tgc_buffer **bufs;    /* every live buffer, for tgc_ctx_free */
   int nbufs, bufs_cap;

@@ -105,7 +105,8 @@ tgc_uop *tgc_uop_new(tgc_ctx *ctx, tgc_op op, tgc_dtype dt, int nsrc, tgc_uop *c
   if (nsrc) u->src = tgc_arena_dup(ctx->arena, src, sizeof *src * (size_t)nsrc);
   if (arglen) u->arg = tgc_arena_dup(ctx->arena, arg, arglen);
   u->arglen = (uint32_t)arglen;
-  if (ndim) u->shape = tgc_arena_dup(ctx->arena, shape, sizeof *shape * (size_t)ndim);
+  static const int64_t no_dims[1] = {0}; /* 0-d nodes: a valid, empty shape */
+  u->shape = ndim ? tgc_arena_dup(ctx->arena, shape, sizeof *shape * (size_t)ndim) : no_dims;
   u->next = *bucket;
   *bucket = u;
   ctx->table_count++;

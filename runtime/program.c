@@ -105,9 +105,9 @@ static char *render_kernel(tgc_ctx *ctx, tgc_uop *ast, const char *ccid, tgc_pro
     tgc_kshape_free(&ks);
     return tgc_fail(TGC_ERR_UNSUPPORTED, "kernel shape cannot be lowered");
   }
-  if (!ctx->noopt) tgc_opt_heuristic(&ks, ctx->dev->lang == &tgc_lang_c);
+  if (!ctx->noopt) tgc_opt_heuristic(&ks, ctx->dev->lang);
   if (ctx->debug >= 5) print_ast(ast, 0);
-  tgc_linprog *lp = tgc_lower(ast, &ks);
+  tgc_linprog *lp = tgc_lower(ast, &ks, ctx->dev->lang);
   tgc_kshape_free(&ks);
   char *src = tgc_render(ctx->dev->lang, lp);
   tgc_hasher *h = tgc_hasher_new();
@@ -126,6 +126,52 @@ static char *render_kernel(tgc_ctx *ctx, tgc_uop *ast, const char *ccid, tgc_pro
   if (ctx->debug >= 3) fprintf(stderr, "tgc: %s opts: %s\n", info->name, info->opts[0] ? info->opts : "none");
   if (ctx->debug >= 4) fprintf(stderr, "%s\n", src);
   return src;
+}
+
+/* ---- cross-checking kernels for CUDA ------------------------------------- */
+
+/* TGC_XCHECK=cuda: every kernel is also optimised, lowered and rendered
+ * for CUDA and compiled by NVRTC for sm_80 and sm_90, without a GPU, so
+ * a test suite run on the CPU proves that the CUDA renderer's output
+ * compiles.  Verdicts are cached on disk like binaries. */
+static tgc_status xcheck_cuda(tgc_ctx *ctx, tgc_uop *ast) {
+  static const char *const archs[] = {"sm_80", "sm_90"};
+  const char *ver = tgc_nvrtc_version();
+  if (!ver) return tgc_last_status();
+  tgc_kshape ks;
+  if (!tgc_kshape_init(&ks, ast)) {
+    tgc_kshape_free(&ks);
+    return tgc_set_error(TGC_ERR_UNSUPPORTED, "kernel shape cannot be lowered");
+  }
+  if (!ctx->noopt) tgc_opt_heuristic(&ks, &tgc_lang_cuda);
+  tgc_linprog *lp = tgc_lower(ast, &ks, &tgc_lang_cuda);
+  tgc_kshape_free(&ks);
+  char *src = tgc_render(&tgc_lang_cuda, lp);
+  tgc_linprog_free(lp);
+  if (ctx->debug >= 4) fprintf(stderr, "tgc: CUDA cross-check:\n%s\n", src);
+  tgc_status st = TGC_OK;
+  for (int a = 0; st == TGC_OK && a < 2; a++) {
+    tgc_hasher *h = tgc_hasher_new();
+    tgc_hasher_feed_str(h, src);
+    tgc_hasher_feed_str(h, archs[a]);
+    tgc_hasher_feed_str(h, ver);
+    tgc_key key = tgc_hasher_finish(h);
+    size_t len;
+    void *ok = tgc_disk_get("xcheck", key, &len);
+    if (ok) {
+      free(ok);
+      continue;
+    }
+    void *cubin = NULL;
+    st = tgc_nvrtc_compile(src, archs[a], &cubin, &len);
+    free(cubin);
+    ctx->stats.xchecks++;
+    if (st == TGC_OK) tgc_disk_put("xcheck", key, "ok", 2);
+    else tgc_fail_in("CUDA cross-check");
+  }
+  if (st != TGC_OK) fprintf(stderr, "tgc: CUDA source that failed:\n%s\n", src);
+  free(src);
+  return st;
 }
 
 /* ---- the dump directory --------------------------------------------------- */
@@ -227,6 +273,10 @@ tgc_status tgc_programs_get(tgc_ctx *ctx, int n, tgc_uop *const *asts, tgc_progr
     tgc_prog_info info;
     if (!(q.src = render_kernel(ctx, asts[i], ccid, &info, &q.key))) {
       st = tgc_last_status();
+      break;
+    }
+    if (ctx->xcheck_cuda && (st = xcheck_cuda(ctx, asts[i])) != TGC_OK) {
+      free(q.src);
       break;
     }
     tgc_program *same = pc_find(c, NULL, q.key);

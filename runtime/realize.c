@@ -34,6 +34,7 @@ tgc_ctx *tgc_ctx_new(void) {
   ctx->noopt = tgc_env_int("TGC_NOOPT", 0) != 0;
   const char *dump = tgc_env_str("TGC_DUMP", NULL);
   if (dump) ctx->dump_dir = tgc_xstrdup(dump);
+  ctx->xcheck_cuda = strstr(tgc_env_str("TGC_XCHECK", ""), "cuda") != NULL;
   return ctx;
 }
 
