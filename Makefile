@@ -127,6 +127,9 @@ test: deps $(TEST_BIN)
 	rm -rf $(B)/tests/cache
 	TGC_CACHE_DIR=$(abspath $(B))/tests/cache $(RUN_ENV) \
 	  $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+ifeq ($(strip $(SANITIZE)),)
+	tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
+endif
 	$(RUN_ENV) MAKE='$(MAKE)' SANITIZE='$(SANITIZE)' EMBED_CFLAGS='$(SAN_FLAGS)' \
 	  tests/embed/run.sh
 

@@ -81,8 +81,18 @@ bool tgc_dtype_is_float(tgc_dtype dt);
  * NULL does nothing. */
 tgc_ctx *tgc_ctx_new(void);
 void tgc_ctx_free(tgc_ctx *ctx);
-/* Name of the context's device ("cpu"). */
+/* Name of the context's device ("cpu", "cuda", "opencl"). */
 const char *tgc_ctx_device(const tgc_ctx *ctx);
+
+/* A backend and whether this machine can use it. */
+typedef struct tgc_device_info {
+  const char *name; /* "cpu", "cuda", "opencl" */
+  bool usable;
+  char why[256];    /* why not, when not usable ("libcuda.so.1 not found ...") */
+} tgc_device_info;
+/* Probes every backend; fills up to cap entries and returns the number of
+ * backends.  Slow (it opens each device); not for hot paths. */
+int tgc_devices(tgc_device_info *out, int cap);
 
 /* Counters since tgc_ctx_new (or tgc_stats_reset), for tests and tools. */
 typedef struct tgc_stats {

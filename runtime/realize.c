@@ -14,14 +14,46 @@
 
 /* ---- the context ----------------------------------------------------------- */
 
+typedef struct backend {
+  const char *name;
+  tgc_device *(*open)(void);
+} backend;
+
+static tgc_device *open_cpu(void) {
+  long threads = tgc_env_int("TGC_THREADS", 0);
+  return tgc_cpu_new(threads > 0 ? (int)threads : 0);
+}
+
+static const backend backends[] = {{"cpu", open_cpu}, {"cuda", tgc_cuda_new}, {"opencl", tgc_opencl_new}};
+enum { NBACKENDS = sizeof backends / sizeof backends[0] };
+
+/* TGC_DEVICE: auto (CUDA when usable, else the CPU), cpu, cuda, opencl. */
 static tgc_device *open_device(void) {
   const char *want = tgc_env_str("TGC_DEVICE", "auto");
-  int threads = (int)tgc_env_int("TGC_THREADS", 0);
-  if (threads < 0) threads = 0;
-  if (!strcmp(want, "auto") || !strcmp(want, "cpu")) return tgc_cpu_new(threads);
-  if (!strcmp(want, "cuda") || !strcmp(want, "opencl"))
-    return tgc_fail(TGC_ERR_UNSUPPORTED, "TGC_DEVICE=%s: this build of tgc has only the cpu device", want);
-  return tgc_fail(TGC_ERR_ARG, "TGC_DEVICE=%s: unknown device (use auto or cpu)", want);
+  if (!strcmp(want, "auto")) {
+    tgc_device *d = tgc_cuda_new();
+    if (d) return d;
+    tgc_clear_error();
+    return open_cpu();
+  }
+  for (int i = 0; i < NBACKENDS; i++)
+    if (!strcmp(want, backends[i].name)) {
+      tgc_device *d = backends[i].open();
+      return d ? d : tgc_fail_in("TGC_DEVICE");
+    }
+  return tgc_fail(TGC_ERR_ARG, "TGC_DEVICE=%s: unknown device (use auto, cpu, cuda or opencl)", want);
+}
+
+int tgc_devices(tgc_device_info *out, int cap) {
+  for (int i = 0; i < NBACKENDS && i < cap; i++) {
+    tgc_device *d = backends[i].open();
+    out[i].name = backends[i].name;
+    out[i].usable = d != NULL;
+    snprintf(out[i].why, sizeof out[i].why, "%s", d ? "" : tgc_last_error());
+    if (d) d->destroy(d);
+  }
+  tgc_clear_error();
+  return NBACKENDS;
 }
 
 tgc_ctx *tgc_ctx_new(void) {
