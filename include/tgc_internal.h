@@ -480,6 +480,9 @@ tgc_device *tgc_cuda_new(void);
  * ("sm_90") into a malloc'd CUBIN.  TGC_ERR_UNSUPPORTED when NVRTC cannot
  * be loaded; TGC_ERR_COMPILE with NVRTC's log when the source fails. */
 tgc_status tgc_nvrtc_compile(const char *src, const char *arch, void **cubin, size_t *len);
+/* The same for n sources in parallel threads (*threads: how many). */
+tgc_status tgc_nvrtc_compile_n(int n, const char *const *srcs, const char *arch, void **bins,
+                               size_t *lens, int *threads);
 /* "nvrtc 13.0" or NULL (with an error) if NVRTC cannot be loaded. */
 const char *tgc_nvrtc_version(void);
 
