@@ -128,9 +128,12 @@ ref_t *ref_bitcast(const ref_t *x, tgc_dtype from, tgc_dtype to);
 
 typedef enum ref_redop { REF_SUM, REF_RMAX, REF_MEAN } ref_redop;
 /* naxes == 0 reduces everything; negative axes count from the end.
- * Non-float results are wrapped to dt (bool sum is "any"). */
+ * Integer results wrap in dt; the sum of bool counts the true values (as
+ * an i32, see ref_reduce_dtype). */
 ref_t *ref_reduce(ref_redop op, tgc_dtype dt, const ref_t *x, int naxes, const int *axes,
                   bool keepdim);
+/* The dtype of a reduction's result: dt, except i32 for the sum of bool. */
+tgc_dtype ref_reduce_dtype(ref_redop op, tgc_dtype dt);
 
 /* ---- movement (as index math; results are contiguous copies) ------------ */
 
@@ -165,8 +168,9 @@ typedef struct ref_tol {
   double rtol, atol;
 } ref_tol;
 typedef enum ref_tolkind {
-  TOL_SIMPLE, /* add, mul, casts, movement: one rounding */
-  TOL_TRANS,  /* exp, log, sin, pow, ...: a few ulp of the libm of the kernel */
+  TOL_SIMPLE, /* one op rounded once to the dtype: add, mul, casts, movement */
+  TOL_TRANS,  /* libm functions (a few ulp in f32) and composites whose
+                 intermediates a half dtype may round several times */
   TOL_EXACT,  /* bit-exact, floats included (NaN matches NaN) */
 } ref_tolkind;
 ref_tol ref_tol_for(tgc_dtype dt, ref_tolkind kind);

@@ -23,7 +23,7 @@
 
 #include "ref.h"
 
-TestSuite(errors, .init = ref_setup, .fini = ref_teardown, .timeout = 120);
+TestSuite(errors, .init = ref_setup, .fini = ref_teardown);
 
 #define M(s) (1u << (s))
 #define ARG M(TGC_ERR_ARG)

@@ -5,11 +5,12 @@
  * the kernel's loads.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "ref.h"
 
-TestSuite(movement, .init = ref_setup, .fini = ref_teardown, .timeout = 300);
+TestSuite(movement, .init = ref_setup, .fini = ref_teardown);
 
 static ref_t *gen(tgc_dtype dt, int ndim, const int64_t *shape, uint64_t seed) {
   if (dt == TGC_BOOL) return ref_randint(ndim, shape, 0, 1, seed);
@@ -272,9 +273,11 @@ static view v_pad_then_shrink(tgc_dtype dt, uint64_t s) {
 /* a view of a lazy computation rather than of a buffer */
 static view v_permuted_lazy(tgc_dtype dt, uint64_t s) {
   ref_t *a = gen(dt, SHAPE(6, 4), s), *b = gen(dt, SHAPE(6, 4), s + 99);
+  /* multiples of 1/16, so the sum is exact in every dtype whether or not
+   * the kernel rounds it before the next op */
+  for (int64_t i = 0; i < a->numel; i++) a->v[i] = round(a->v[i] * 16) / 16, b->v[i] = round(b->v[i] * 16) / 16;
   tgc_tensor *sum = tgc_add(ref_tensor(a, dt), ref_tensor(b, dt));
-  /* the sum is stored in dt: round the reference the same way */
-  ref_t *r = ref_quantize(ref_binary(REF_ADD, dt, a, b), dt);
+  ref_t *r = ref_binary(REF_ADD, dt, a, b);
   return (view){tgc_permute(sum, INTS(1, 0)), ref_permute(r, INTS(1, 0))};
 }
 /* permute -> pad -> flip -> shrink -> reshape */
@@ -452,5 +455,85 @@ Test(movement, assign_into_empty_and_padded_positions) {
   ref_t *want = ref_copy(cache);
   memcpy(want->v + 5 * 4, row->v, 4 * sizeof(double));
   ref_expect(r2, want, TGC_I32, TOL_EXACT, "assign one cache position");
+  ref_verify();
+}
+
+/* ---- every elementwise op on views ------------------------------------------------ */
+
+/* [4,6] from [3,4,2] by permute -> flip -> shrink -> reshape (no padding,
+ * so the values keep the base's domain), and [4,6] from [6,1] by expand ->
+ * transpose. */
+static view v_chain_in(tgc_dtype dt, double lo, double hi, uint64_t seed) {
+  ref_t *b = ref_uniform(SHAPE(3, 5, 2), lo, hi, seed);
+  if (!ref_is_float(dt))
+    for (int64_t i = 0; i < b->numel; i++) b->v[i] = floor(b->v[i]);
+  tgc_tensor *t = tgc_shrink(tgc_flip(tgc_permute(ref_tensor(b, dt), INTS(1, 0, 2)), AXES(0)), I64S(1, 5, 0, 3, 0, 2));
+  ref_t *r = ref_shrink(ref_flip(ref_permute(b, INTS(1, 0, 2)), AXES(0)), I64S(1, 5, 0, 3, 0, 2));
+  return (view){tgc_reshape(t, SHAPE(4, 6)), ref_reshape(r, SHAPE(4, 6))};
+}
+static view v_bcast_in(tgc_dtype dt, double lo, double hi, uint64_t seed) {
+  ref_t *b = ref_uniform(SHAPE(6, 1), lo, hi, seed);
+  if (!ref_is_float(dt))
+    for (int64_t i = 0; i < b->numel; i++) b->v[i] = floor(b->v[i]);
+  return (view){tgc_transpose(tgc_expand(ref_tensor(b, dt), SHAPE(6, 4)), 0, 1),
+                ref_transpose(ref_expand(b, SHAPE(6, 4)), 0, 1)};
+}
+
+Test(movement, every_unary_op_on_a_chained_view) {
+  static const struct { tgc_tensor *(*fn)(tgc_tensor *); ref_op op; const char *name; double lo, hi; } ops[] = {
+      {tgc_neg, REF_NEG, "neg", -3, 3},        {tgc_exp, REF_EXP, "exp", -3, 3},
+      {tgc_exp2, REF_EXP2, "exp2", -3, 3},     {tgc_log, REF_LOG, "log", 0.1, 5},
+      {tgc_log2, REF_LOG2, "log2", 0.1, 5},    {tgc_sqrt, REF_SQRT, "sqrt", 0.1, 5},
+      {tgc_rsqrt, REF_RSQRT, "rsqrt", 0.1, 5}, {tgc_reciprocal, REF_RECIP, "reciprocal", 0.5, 3},
+      {tgc_sin, REF_SIN, "sin", -3, 3},        {tgc_cos, REF_COS, "cos", -3, 3},
+      {tgc_tanh, REF_TANH, "tanh", -3, 3},     {tgc_sigmoid, REF_SIGMOID, "sigmoid", -5, 5},
+      {tgc_silu, REF_SILU, "silu", -5, 5},     {tgc_relu, REF_RELU, "relu", -3, 3},
+  };
+  for (int i = 0; i < COUNT(ops); i++) {
+    view v = v_chain_in(TGC_F32, ops[i].lo, ops[i].hi, 4100 + (uint64_t)i);
+    ref_expect(ops[i].fn(v.t), ref_unary(ops[i].op, TGC_F32, v.r), TGC_F32, TOL_TRANS, "%s of a chained view",
+               ops[i].name);
+  }
+  view h = v_chain_in(TGC_F16, -3, 3, 4150);
+  ref_expect(tgc_cast(h.t, TGC_F32), ref_cast(h.r, TGC_F32), TGC_F32, TOL_EXACT, "cast f16 view -> f32");
+  ref_expect(tgc_bitcast(h.t, TGC_I16), ref_bitcast(h.r, TGC_F16, TGC_I16), TGC_I16, TOL_EXACT, "bitcast f16 view");
+  view n = v_chain_in(TGC_I32, -50, 50, 4151);
+  ref_expect(tgc_neg(n.t), ref_unary(REF_NEG, TGC_I32, n.r), TGC_I32, TOL_EXACT, "neg of an i32 view");
+  ref_expect(tgc_cast(n.t, TGC_F16), ref_cast(n.r, TGC_F16), TGC_F16, TOL_EXACT, "cast i32 view -> f16");
+  ref_verify();
+}
+
+Test(movement, every_binary_op_on_views) {
+  typedef tgc_tensor *(*binfn)(tgc_tensor *, tgc_tensor *);
+  static const struct { binfn fn; ref_op op; const char *name; bool ints; double alo, ahi, blo, bhi; } ops[] = {
+      {tgc_add, REF_ADD, "add", 0, -3, 3, -3, 3},        {tgc_sub, REF_SUB, "sub", 0, -3, 3, -3, 3},
+      {tgc_mul, REF_MUL, "mul", 0, -3, 3, -3, 3},        {tgc_div, REF_DIV, "div", 0, -3, 3, 0.5, 3},
+      {tgc_pow, REF_POW, "pow", 0, 0.1, 3, -2, 2},       {tgc_maximum, REF_MAX, "maximum", 0, -3, 3, -3, 3},
+      {tgc_minimum, REF_MIN, "minimum", 0, -3, 3, -3, 3}, {tgc_lt, REF_LT, "lt", 0, -3, 3, -3, 3},
+      {tgc_le, REF_LE, "le", 0, -3, 3, -3, 3},           {tgc_gt, REF_GT, "gt", 0, -3, 3, -3, 3},
+      {tgc_ge, REF_GE, "ge", 0, -3, 3, -3, 3},           {tgc_eq, REF_EQ, "eq", 1, -3, 3, -3, 3},
+      {tgc_ne, REF_NE, "ne", 1, -3, 3, -3, 3},           {tgc_idiv, REF_IDIV, "idiv", 1, -100, 100, -9, 9},
+      {tgc_mod, REF_MOD, "mod", 1, -100, 100, -9, 9},    {tgc_div, REF_DIV, "div", 1, -100, 100, -9, 9},
+      {tgc_and, REF_AND, "and", 1, -100, 100, -100, 100}, {tgc_or, REF_OR, "or", 1, -100, 100, -100, 100},
+      {tgc_xor, REF_XOR, "xor", 1, -100, 100, -100, 100}, {tgc_shl, REF_SHL, "shl", 1, -100, 100, 0, 40},
+      {tgc_shr, REF_SHR, "shr", 1, -100, 100, 0, 40},
+  };
+  for (int i = 0; i < COUNT(ops); i++) {
+    tgc_dtype dt = ops[i].ints ? TGC_I32 : TGC_F32;
+    view a = v_chain_in(dt, ops[i].alo, ops[i].ahi, 4200 + 2 * (uint64_t)i);
+    view b = v_bcast_in(dt, ops[i].blo, ops[i].bhi, 4201 + 2 * (uint64_t)i);
+    bool cmp = ops[i].op >= REF_LT && ops[i].op <= REF_NE;
+    tgc_dtype out = cmp ? TGC_BOOL : dt;
+    ref_expect(ops[i].fn(a.t, b.t), ref_binary(ops[i].op, dt, a.r, b.r), out, TOL_TRANS, "%s %s: chain (op) bcast",
+               ops[i].name, tgc_dtype_name(dt));
+    ref_expect(ops[i].fn(b.t, a.t), ref_binary(ops[i].op, dt, b.r, a.r), out, TOL_TRANS, "%s %s: bcast (op) chain",
+               ops[i].name, tgc_dtype_name(dt));
+  }
+  /* where over three views, the condition itself a view */
+  view a = v_chain_in(TGC_F32, -3, 3, 4300), b = v_bcast_in(TGC_F32, -3, 3, 4301);
+  ref_t *c = ref_randint(SHAPE(6, 4), 0, 1, 4302);
+  tgc_tensor *tc = tgc_permute(ref_tensor(c, TGC_BOOL), INTS(1, 0));
+  ref_expect(tgc_where(tc, a.t, b.t), ref_where(ref_permute(c, INTS(1, 0)), a.r, b.r), TGC_F32, TOL_EXACT,
+             "where(view, view, view)");
   ref_verify();
 }

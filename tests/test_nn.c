@@ -9,7 +9,7 @@
 
 #include "ref.h"
 
-TestSuite(nn, .init = ref_setup, .fini = ref_teardown, .timeout = 300);
+TestSuite(nn, .init = ref_setup, .fini = ref_teardown);
 
 /* A sum of K products: the output rounding of the dtype plus an
  * accumulation error growing with K (accumulation in f32 for halves). */
@@ -228,7 +228,7 @@ Test(nn, rope_rotates_adjacent_pairs) {
   /* f16 */
   ref_t *xh = ref_copy(x), *ch = ref_copy(c), *sh = ref_copy(s);
   tgc_tensor *txh = ref_tensor(xh, TGC_F16), *tch = ref_tensor(ch, TGC_F16), *tsh = ref_tensor(sh, TGC_F16);
-  ref_expect(tgc_rope(txh, tch, tsh), ref_rope(xh, ch, sh), TGC_F16, TOL_SIMPLE, "f16 rope");
+  ref_expect(tgc_rope(txh, tch, tsh), ref_rope(xh, ch, sh), TGC_F16, TOL_TRANS, "f16 rope");
   ref_verify();
 }
 

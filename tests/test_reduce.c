@@ -9,7 +9,7 @@
 
 #include "ref.h"
 
-TestSuite(reduce, .init = ref_setup, .fini = ref_teardown, .timeout = 300);
+TestSuite(reduce, .init = ref_setup, .fini = ref_teardown);
 
 typedef tgc_tensor *(*redfn)(tgc_tensor *, int, const int *, bool);
 
@@ -60,7 +60,7 @@ static void check_reduce(int r, tgc_dtype dt, ref_t *x, tgc_tensor *tx, const ax
                          double scale) {
   char buf[32];
   ref_t *want = ref_reduce(REDS[r].op, dt, x, a->n, a->ax, keepdim);
-  ref_expect_tol(REDS[r].fn(tx, a->n, a->ax, keepdim), want, dt,
+  ref_expect_tol(REDS[r].fn(tx, a->n, a->ax, keepdim), want, ref_reduce_dtype(REDS[r].op, dt),
                  red_tol(dt, REDS[r].op, reduced_count(x, a), scale), "%s %s axes %s keepdim=%d",
                  REDS[r].name, tgc_dtype_name(dt), axes_str(a, buf, sizeof buf), keepdim);
 }
@@ -76,7 +76,7 @@ Test(reduce, sum_max_mean_every_axes_config_f32) {
   ref_verify();
 }
 
-Test(reduce, sum_dtypes_small_ints_wrap_bool_is_any) {
+Test(reduce, sum_dtypes_ints_wrap_bool_counts_as_i32) {
   static const tgc_dtype dts[] = {TGC_F16, TGC_BF16, TGC_F64, TGC_I8, TGC_U8, TGC_I16,
                                   TGC_U16, TGC_I32, TGC_U32, TGC_I64, TGC_BOOL};
   static const axes cfg[] = {{1, {1}}, {2, {0, -1}}, {0, {0}}};
@@ -90,7 +90,7 @@ Test(reduce, sum_dtypes_small_ints_wrap_bool_is_any) {
     case TGC_U16: x = ref_randint(SHAPE(4, 5, 6), 0, 65535, 200 + d); break;
     case TGC_U32: x = ref_randint(SHAPE(4, 5, 6), 0, 4000000000ll, 200 + d); break;
     case TGC_BOOL: x = ref_binary(REF_GT, TGC_F64, ref_uniform(SHAPE(4, 5, 6), 0, 1, 200 + d),
-                                  ref_fill(0, NULL, 0.9)); break; /* mostly false: any() is informative */
+                                  ref_fill(0, NULL, 0.7)); break;
     case TGC_I32: case TGC_I64: x = ref_randint(SHAPE(4, 5, 6), -100000, 100000, 200 + d); break;
     default: x = ref_uniform(SHAPE(4, 5, 6), -2, 2, 200 + d);
     }
@@ -248,6 +248,10 @@ Test(reduce, int_reductions_fused_with_casts) {
   tgc_tensor *tpos = tgc_cast(tgc_gt(tx, tgc_scalar(tctx, TGC_I32, 0)), TGC_I32);
   ref_expect(tgc_sum(tpos, AXES(1), false), ref_reduce(REF_SUM, TGC_I32, pos, AXES(1), false), TGC_I32,
              TOL_EXACT, "count of positives");
+  /* the same count straight from the bool: a bool sum is an i32 count */
+  ref_t *gt = ref_binary(REF_GT, TGC_I32, x, ref_fill(0, NULL, 0));
+  ref_expect(tgc_sum(tgc_gt(tx, tgc_scalar(tctx, TGC_I32, 0)), AXES(1), false),
+             ref_reduce(REF_SUM, TGC_BOOL, gt, AXES(1), false), TGC_I32, TOL_EXACT, "sum of bool (x > 0)");
   /* mean of an int tensor after a cast to f32 */
   ref_expect(tgc_mean(tgc_cast(tx, TGC_F32), AXES(0), false),
              ref_reduce(REF_MEAN, TGC_F32, x, AXES(0), false), TGC_F32, TOL_SIMPLE, "mean(cast(x, f32), 0)");

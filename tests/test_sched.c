@@ -34,7 +34,7 @@ static void sched_teardown(void) {
   ctx = NULL;
 }
 
-TestSuite(sched, .init = sched_setup, .fini = sched_teardown, .timeout = 120);
+TestSuite(sched, .init = sched_setup, .fini = sched_teardown, .timeout = 300);
 
 /* ---- helpers ---------------------------------------------------------------- */
 
