@@ -33,6 +33,7 @@ else
   SAN_FLAGS := -fsanitize=$(strip $(SANITIZE)) -fno-sanitize-recover=all -fno-omit-frame-pointer
   # Caller's own options come last, so they can override ours.
   RUN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS} \
+             LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp)$${LSAN_OPTIONS:+:$$LSAN_OPTIONS} \
              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1$${UBSAN_OPTIONS:+:$$UBSAN_OPTIONS}
 endif
 
@@ -149,6 +150,24 @@ bench: $(BENCH_BINS)
 	else \
 	  echo "bench: no bench/run.sh; built: $(or $(BENCH_BINS),nothing)"; \
 	fi
+
+# gpu_check is built with the other benchmarks (make bench) but without
+# -march=native: it is built here and run on a GPU machine whose CPU may
+# lack this one's instructions.  `private` keeps the override from reaching
+# $(B)/flags, which every object shares.
+$(B)/obj/bench/gpu_check.o: private BENCH_CFLAGS :=
+
+# On a GPU machine (bench/gpu-check.sh has the details): the tree is built
+# elsewhere and copied with $(B), and the packages tgc builds with (xxhash
+# headers) are missing there, so make rebuilds the program only where it
+# can build tgc; otherwise the script runs the copied binary, or links one
+# from bench/gpu_check.c and $(B)/libtgc.a with gcc alone.
+ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
+  GPU_CHECK_CAN_BUILD := $(shell echo '\#include <xxhash.h>' | $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
+endif
+.PHONY: gpu-check
+gpu-check: $(if $(GPU_CHECK_CAN_BUILD),$(B)/bench/gpu_check)
+	TGC_GPU_CHECK_BIN=$(abspath $(B))/bench/gpu_check bash bench/gpu-check.sh
 
 # ---- install ---------------------------------------------------------------
 

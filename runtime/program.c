@@ -199,8 +199,10 @@ static void dump_program(tgc_ctx *ctx, const tgc_program *p, const char *src) {
   const tgc_prog_info *in = &p->info;
   fprintf(f, "{\n  \"name\": \"%s\",\n  \"device\": \"%s\",\n  \"language\": \"%s\",\n", in->name,
           ctx->dev->name, ctx->dev->lang->name);
-  fprintf(f, "  \"launch\": {\"parallel_axis\": %lld, \"min_chunk\": %lld},\n", (long long)in->par_n,
-          (long long)in->par_min_chunk);
+  fprintf(f, "  \"launch\": {\"parallel_axis\": %lld, \"min_chunk\": %lld, \"grid\": [%lld, %lld, %lld], "
+             "\"block\": [%lld, %lld, %lld]},\n",
+          (long long)in->par_n, (long long)in->par_min_chunk, (long long)in->grid[0], (long long)in->grid[1],
+          (long long)in->grid[2], (long long)in->block[0], (long long)in->block[1], (long long)in->block[2]);
   fprintf(f, "  \"buffers\": [");
   for (int i = 0; i < in->nglobals; i++)
     fprintf(f, "%s\n    {\"slot\": %d, \"dtype\": \"%s\", \"elements\": %lld, \"bytes\": %lld, \"output\": %s}",
