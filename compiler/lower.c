@@ -53,7 +53,7 @@ static bool lin_eq(const tgc_lin *a, const tgc_lin *b) {
 static bool cse_ok(tgc_op op) {
   return op != TGC_OP_RANGE && op != TGC_OP_ENDRANGE && op != TGC_OP_DEFINE_ACC &&
          op != TGC_OP_ACC_ASSIGN && op != TGC_OP_STORE && op != TGC_OP_IF && op != TGC_OP_ENDIF &&
-         op != TGC_OP_BARRIER && op != TGC_OP_DEFINE_LOCAL;
+         op != TGC_OP_BARRIER && op != TGC_OP_DEFINE_LOCAL && op != TGC_OP_SHUFFLE_DOWN;
 }
 
 static void cse_grow(lower *L) {
@@ -503,13 +503,14 @@ static void local_store(lower *L, int temp, tgc_dtype dt, int idx, int val) {
 
 static void barrier(lower *L) { emit(L, TGC_OP_BARRIER, TGC_BOOL, 1, 0, NULL); }
 
-/* One tree step: threads g < n add in the partial n places above them. */
-static void tree_step(lower *L, tgc_op rop, tgc_dtype dt, int temp, const int *base, int nslots, int64_t n,
-                      int64_t dist) {
-  int s[2] = {L->gidx, iconst(L, n)};
-  int iff = open_if(L, emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, s));
+/* One tree step: the threads whose entry e < n (and `who` holds) add in
+ * the partial dist places above them. */
+static void tree_step(lower *L, tgc_op rop, tgc_dtype dt, int temp, const int *base, int nslots, int e,
+                      int who, int64_t n, int64_t dist) {
+  int s[2] = {e, iconst(L, n)};
+  int iff = open_if(L, band(L, who, emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, s)));
   for (int k = 0; k < nslots; k++) {
-    int at = iadd(L, base[k], L->gidx);
+    int at = iadd(L, base[k], e);
     int a = local_load(L, temp, dt, at), b = local_load(L, temp, dt, iadd(L, at, iconst(L, dist)));
     int c[2] = {a, b};
     local_store(L, temp, dt, at, alu(L, rop == TGC_OP_REDUCE_SUM ? TGC_OP_ADD : TGC_OP_MAX, dt, 2, c));
@@ -518,29 +519,55 @@ static void tree_step(lower *L, tgc_op rop, tgc_dtype dt, int temp, const int *b
   barrier(L);
 }
 
-/* Combines the partials r[0..nup) of the G threads of each group through
- * local memory, as a tree.  Returns the IF (group's first thread) that the
+/* CUDA: combines the 32 lanes of a warp with shuffles, no barrier. */
+static int warp_reduce(lower *L, tgc_op rop, tgc_dtype dt, int v) {
+  for (int off = 16; off >= 1; off /= 2) {
+    int s[1] = {v};
+    int o = emit_full(L, TGC_OP_SHUFFLE_DOWN, dt, 1, 1, s, (tgc_cval){off, off}, INT64_MIN, INT64_MAX);
+    int c[2] = {v, o};
+    v = alu(L, rop == TGC_OP_REDUCE_SUM ? TGC_OP_ADD : TGC_OP_MAX, dt, 2, c);
+  }
+  return v;
+}
+
+/* Combines the partials r[0..nup) of the G threads of each group: within
+ * warps by shuffles where the language has them, then through local
+ * memory as a tree.  Returns the IF (the group's first thread) that the
  * caller closes after using the combined r[]. */
 static int group_combine(lower *L, tgc_op rop, tgc_dtype dt, int *r, int nup) {
   int64_t G = axes_size(L->ks, AXIS_GROUP), Lt = axes_size(L->ks, AXIS_LOCAL);
+  bool shfl_type = dt == TGC_F32 || dt == TGC_F64 || dt == TGC_I32 || dt == TGC_U32 || dt == TGC_I64;
+  bool warp = L->lang->op_fmt[TGC_OP_SHUFFLE_DOWN] && G % 32 == 0 && shfl_type;
+  int64_t E = warp ? G / 32 : G; /* entries per group in local memory */
   int wl = I(L, r[0])->vec, nslots = nup * wl;
-  int temp = emit_full(L, TGC_OP_DEFINE_LOCAL, dt, 1, 0, NULL, (tgc_cval){0, nslots * Lt * G}, 0, 0);
-  int *base = tgc_xmalloc(sizeof *base * (size_t)nslots);
-  for (int k = 0; k < nslots; k++) base[k] = imul(L, iadd(L, imul(L, iconst(L, k), Lt), L->lidx), G);
+  int *vals = tgc_xmalloc(sizeof *vals * (size_t)nslots), *base = tgc_xmalloc(sizeof *base * (size_t)nslots);
   for (int u = 0; u < nup; u++)
-    for (int l = 0; l < wl; l++) local_store(L, temp, dt, iadd(L, base[u * wl + l], L->gidx), gep(L, r[u], l));
+    for (int l = 0; l < wl; l++) vals[u * wl + l] = gep(L, r[u], l);
+  int e = L->gidx, who = bconst(L, true);
+  if (warp) {
+    for (int k = 0; k < nslots; k++) vals[k] = warp_reduce(L, rop, dt, vals[k]);
+    e = idivc(L, L->gidx, 32);
+    int s[2] = {imodc(L, L->gidx, 32), iconst(L, 0)};
+    who = emit(L, TGC_OP_CMPEQ, TGC_BOOL, 1, 2, s); /* lane 0 of each warp */
+  }
+  int temp = emit_full(L, TGC_OP_DEFINE_LOCAL, dt, 1, 0, NULL, (tgc_cval){0, nslots * Lt * E}, 0, 0);
+  for (int k = 0; k < nslots; k++) base[k] = imul(L, iadd(L, imul(L, iconst(L, k), Lt), L->lidx), E);
+  int iff = open_if(L, who);
+  for (int k = 0; k < nslots; k++) local_store(L, temp, dt, iadd(L, base[k], e), vals[k]);
+  close_if(L, iff);
   barrier(L);
   int64_t P = 1;
-  while (P * 2 <= G) P *= 2;
-  if (G > P) tree_step(L, rop, dt, temp, base, nslots, G - P, P);
-  for (int64_t half = P / 2; half >= 1; half /= 2) tree_step(L, rop, dt, temp, base, nslots, half, half);
+  while (P * 2 <= E) P *= 2;
+  if (E > P) tree_step(L, rop, dt, temp, base, nslots, e, who, E - P, P);
+  for (int64_t half = P / 2; half >= 1; half /= 2) tree_step(L, rop, dt, temp, base, nslots, e, who, half, half);
   int s[2] = {L->gidx, iconst(L, 0)};
-  int iff = open_if(L, emit(L, TGC_OP_CMPEQ, TGC_BOOL, 1, 2, s));
+  iff = open_if(L, emit(L, TGC_OP_CMPEQ, TGC_BOOL, 1, 2, s));
   for (int u = 0; u < nup; u++) {
     int lanes[64];
     for (int l = 0; l < wl; l++) lanes[l] = local_load(L, temp, dt, base[u * wl + l]);
     r[u] = wl > 1 ? emit(L, TGC_OP_VECTORIZE, dt, wl, wl, lanes) : lanes[0];
   }
+  free(vals);
   free(base);
   return iff;
 }

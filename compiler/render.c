@@ -157,8 +157,10 @@ static void render_alu(rctx *r, const tgc_lin *l) {
   if (op == TGC_OP_CAST) return render_cast(r, l);
   const char *fmt = op == TGC_OP_BITCAST ? FIELD(lang, bitcast) : op_fmt(lang, op);
   tgc_dtype dt = (tgc_dtype)l->dtype;
-  if (op == TGC_OP_IDIV && tgc_dtypes[dt].is_signed) fmt = FIELD(lang, idiv_signed);
-  if (op == TGC_OP_MOD && tgc_dtypes[dt].is_signed) fmt = FIELD(lang, mod_signed);
+  const tgc_lin *d = l->nsrc > 1 ? &r->p->ins[l->src[1]] : NULL;
+  bool plain = d && d->op == TGC_OP_CONST && d->c.i > 0; /* index math: no guards needed */
+  if (op == TGC_OP_IDIV) fmt = plain ? "($0 / $1)" : tgc_dtypes[dt].is_signed ? FIELD(lang, idiv_signed) : fmt;
+  if (op == TGC_OP_MOD) fmt = plain ? "($0 % $1)" : tgc_dtypes[dt].is_signed ? FIELD(lang, mod_signed) : fmt;
   TGC_ASSERT(fmt);
   expand(r, fmt, (fmtargs){.l = l});
 }
@@ -280,6 +282,11 @@ static void render_ins(rctx *r, int i) {
   case TGC_OP_GEP:
     decl(r, i);
     expand(r, FIELD(r->lang, gep), (fmtargs){.l = l, .lane = (int)l->c.i});
+    tgc_str_cat(r->out, ";\n");
+    return;
+  case TGC_OP_SHUFFLE_DOWN:
+    decl(r, i);
+    expand(r, op_fmt(r->lang, TGC_OP_SHUFFLE_DOWN), (fmtargs){.l = l, .lane = (int)l->c.i});
     tgc_str_cat(r->out, ";\n");
     return;
   default:
@@ -543,6 +550,7 @@ const tgc_lang tgc_lang_cuda = {
     .op_fmt =
         {
             [TGC_OP_SHL] = "(($T)((unsigned long long)$0 << ($1 & $B)))",
+            [TGC_OP_SHUFFLE_DOWN] = "__shfl_down_sync(0xffffffffu, $0, $L)",
         },
     .idiv_signed = "($1 == 0 ? 0 : $1 == -1 ? ($T)(0 - (unsigned long long)$0) : $0 / $1)",
     .cast_to_half = "__float2half_rn($0)",
