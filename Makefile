@@ -162,8 +162,11 @@ $(B)/obj/bench/gpu_check.o: private BENCH_CFLAGS :=
 # headers) are missing there, so make rebuilds the program only where it
 # can build tgc; otherwise the script runs the copied binary, or links one
 # from bench/gpu_check.c and $(B)/libtgc.a with gcc alone.
+# (A '#' inside a function call is literal from make 4.3 on and starts a
+# comment before it; through a variable it works in both.)
+hash := \#
 ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
-  GPU_CHECK_CAN_BUILD := $(shell echo '\#include <xxhash.h>' | $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
+  GPU_CHECK_CAN_BUILD := $(shell echo '$(hash)include <xxhash.h>' | $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
 endif
 .PHONY: gpu-check
 gpu-check: $(if $(GPU_CHECK_CAN_BUILD),$(B)/bench/gpu_check)
