@@ -550,6 +550,15 @@ static int group_combine(lower *L, tgc_op rop, tgc_dtype dt, int *r, int nup) {
     int s[2] = {imodc(L, L->gidx, 32), iconst(L, 0)};
     who = emit(L, TGC_OP_CMPEQ, TGC_BOOL, 1, 2, s); /* lane 0 of each warp */
   }
+  if (warp && E == 1) { /* one warp per group: lane 0 has the result, no local memory */
+    int s[2] = {L->gidx, iconst(L, 0)};
+    int iff = open_if(L, emit(L, TGC_OP_CMPEQ, TGC_BOOL, 1, 2, s));
+    for (int u = 0; u < nup; u++)
+      r[u] = wl > 1 ? emit(L, TGC_OP_VECTORIZE, dt, wl, wl, vals + u * wl) : vals[u];
+    free(vals);
+    free(base);
+    return iff;
+  }
   int temp = emit_full(L, TGC_OP_DEFINE_LOCAL, dt, 1, 0, NULL, (tgc_cval){0, nslots * Lt * E}, 0, 0);
   for (int k = 0; k < nslots; k++) base[k] = imul(L, iadd(L, imul(L, iconst(L, k), Lt), L->lidx), E);
   int iff = open_if(L, who);

@@ -334,14 +334,15 @@ static void gpu_heuristic(tgc_kshape *ks, const tgc_lang *lang) {
       int w = lang->vec_bytes / tgc_dtypes[ks->leaves[big]->dtype].bytes;
       if (w > 1 && ks->shape[r] % w == 0 && tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, w}))
         ks->vec_axis = ks->ndim - 1;
-      /* enough threads per row to cover it in about eight steps, at
+      /* enough threads per row to cover it in about sixteen steps, at
        * least a warp; the rest of the block takes more rows */
-      int64_t want = ks->shape[r] / 8;
+      int64_t want = ks->shape[r] / 16;
       int G = pick_divisor(ks->shape[r], want < 32 ? 32 : want > 256 ? 256 : (int)want, true);
       if (G > 1 && tgc_kshape_apply(ks, (tgc_opt){OPT_GROUP, r, G}) && g >= 0 && 256 / G > 1) {
         int L = pick_divisor(ks->shape[g], 256 / G, true);
         if (L > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_LOCAL, g, L});
       }
+
     } else if (g >= 0 && big >= 0 && stride_of(ks, big, g) == 1) {
       int L = pick_divisor(ks->shape[g], 256, false);
       if (L > 1) tgc_kshape_apply(ks, (tgc_opt){OPT_LOCAL, g, L});
