@@ -144,3 +144,37 @@ Test(gpu, noopt_cuda_kernels_still_compile) {
   tgc_schedule_free(sch);
   tgc_ctx_free(ctx);
 }
+
+Test(gpu, devices_lists_every_backend_with_reasons) {
+  tgc_device_info info[8];
+  int n = tgc_devices(info, 8);
+  cr_assert_eq(n, 3);
+  cr_expect_str_eq(info[0].name, "cpu");
+  cr_expect(info[0].usable, "the CPU is always usable: %s", info[0].why);
+  for (int i = 1; i < n; i++)
+    if (!info[i].usable) cr_expect_gt(strlen(info[i].why), 10, "%s: no reason given", info[i].name);
+  cr_expect_eq(tgc_last_status(), TGC_OK, "probing leaves no error behind");
+}
+
+Test(gpu, asking_for_cuda_without_a_driver_names_the_library) {
+  tgc_device_info info[3];
+  tgc_devices(info, 3);
+  setenv("TGC_DEVICE", "cuda", 1);
+  tgc_ctx *ctx = tgc_ctx_new();
+  if (info[1].usable) { /* a machine with a GPU */
+    cr_assert_not_null(ctx, "%s", tgc_last_error());
+    cr_expect_str_eq(tgc_ctx_device(ctx), "cuda");
+  } else {
+    cr_assert_null(ctx);
+    cr_expect(strstr(tgc_last_error(), "TGC_DEVICE") != NULL, "%s", tgc_last_error());
+    cr_expect(strstr(tgc_last_error(), "libcuda.so.1") || strstr(tgc_last_error(), "NVRTC") ||
+                  strstr(tgc_last_error(), "cuInit") || strstr(tgc_last_error(), "no CUDA devices"),
+              "names what is missing: %s", tgc_last_error());
+  }
+  tgc_ctx_free(ctx);
+  setenv("TGC_DEVICE", "no-such-device", 1);
+  cr_expect_null(tgc_ctx_new());
+  cr_expect_eq(tgc_last_status(), TGC_ERR_ARG);
+  cr_expect(strstr(tgc_last_error(), "no-such-device") != NULL, "%s", tgc_last_error());
+  unsetenv("TGC_DEVICE");
+}
