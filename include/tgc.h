@@ -15,6 +15,9 @@
  * NULL without a new message, so a chain of calls can be checked once at
  * the end.  Functions that run something return a tgc_status.
  *
+ * Devices: the CPU always; CUDA and OpenCL when their libraries can be
+ * loaded (dlopen), chosen by TGC_DEVICE.
+ *
  * Threads: a context must be used by one thread at a time.  tgc_last_error
  * is per thread.  Different contexts may be used from different threads.
  */
@@ -74,9 +77,10 @@ size_t tgc_dtype_size(tgc_dtype dt);      /* bytes per element; 0 if out of rang
 bool tgc_dtype_is_float(tgc_dtype dt);
 
 /* ---- context ----------------------------------------------------------
- * tgc_ctx_new reads the environment (docs/environment.md): TGC_DEVICE,
- * TGC_THREADS, TGC_CC, TGC_CACHE, TGC_CACHE_DIR, TGC_DUMP, TGC_DEBUG,
- * TGC_NOOPT.  Returns NULL on failure (no device, no memory).
+ * tgc_ctx_new reads the environment (docs/environment.md): TGC_DEVICE
+ * (auto, cpu, cuda, opencl), TGC_THREADS, TGC_CC, TGC_CACHE, TGC_CACHE_DIR,
+ * TGC_DUMP, TGC_DEBUG, TGC_NOOPT, TGC_XCHECK.  Returns NULL on failure
+ * (the device cannot be opened: the message says why; no memory).
  * tgc_ctx_free frees the graph, every buffer and the compiled kernels;
  * NULL does nothing. */
 tgc_ctx *tgc_ctx_new(void);
