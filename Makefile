@@ -126,10 +126,10 @@ $(TEST_BIN): $(TEST_OBJS) $(STATIC_LIB)
 # with the program compiled with the same sanitizers).
 test: deps $(TEST_BIN)
 	rm -rf $(B)/tests/cache
-	TGC_CACHE_DIR=$(abspath $(B))/tests/cache $(RUN_ENV) \
+	TGC_CACHE_DIR=$(abspath $(B))/tests/cache POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache $(RUN_ENV) \
 	  $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
 ifeq ($(strip $(SANITIZE)),)
-	tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
+	POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
 endif
 	$(RUN_ENV) MAKE='$(MAKE)' SANITIZE='$(SANITIZE)' EMBED_CFLAGS='$(SAN_FLAGS)' \
 	  tests/embed/run.sh
