@@ -23,6 +23,7 @@
  * three ways of computing it.
  */
 #define _GNU_SOURCE
+#include "bench.h"
 #include <tgc.h>
 
 #include <ftw.h>
@@ -34,22 +35,6 @@
 #include <unistd.h>
 
 #define MAX_OUTS 32
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(const char *what) {
   fprintf(stderr, "compile: %s: %s (%s)\n", what, tgc_last_error(), tgc_status_str(tgc_last_status()));
@@ -158,14 +143,14 @@ static run_result run(const char *dir, bool one_by_one) {
   tgc_tensor *outs[MAX_OUTS];
   r.nouts = build(ctx, outs);
   tgc_stats_reset(ctx);
-  double t0 = now();
+  double t0 = bench_now();
   if (one_by_one) {
     for (int i = 0; i < r.nouts; i++)
       if (tgc_realize(ctx, 1, &outs[i]) != TGC_OK) die("tgc_realize");
   } else if (tgc_realize(ctx, r.nouts, outs) != TGC_OK) {
     die("tgc_realize");
   }
-  r.ms = (now() - t0) * 1e3;
+  r.ms = (bench_now() - t0) * 1e3;
   tgc_get_stats(ctx, &r.st);
   for (int i = 0; i < r.nouts; i++) {
     r.nvals[i] = tgc_numel(outs[i]);
@@ -223,8 +208,8 @@ int main(void) {
     free_cache_dir(d1);
     free_cache_dir(d2);
   }
-  double mc = median(cold, reps), mw = median(warm, reps), ms = median(seq, reps);
-  double mcc = median(cold_cs, reps), msc = median(seq_cs, reps);
+  double mc = bench_median(cold, reps), mw = bench_median(warm, reps), ms = bench_median(seq, reps);
+  double mcc = bench_median(cold_cs, reps), msc = bench_median(seq_cs, reps);
 
   printf("compile: one schedule of %d outputs, fresh TGC_CACHE_DIR per cold run, compiler %s, "
          "median of %d\n\n", c.nouts, cc && *cc ? cc : "cc", reps);

@@ -51,6 +51,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <stddef.h>
+#include "bench.h"
 
 #define MAX_REPS 1000
 #define ROTATE_BYTES ((size_t)256 << 20) /* bytes of weights cycled through: > 5x L2 */
@@ -839,16 +840,6 @@ static gpu *gpu_open(void) {
  * holds host time.  Elsewhere, the device's timer around each unit. */
 typedef tgc_status (*work_fn)(void *arg, int i);
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static tgc_status time_events(gpu *g, work_fn fn, void *arg, int m, int reps, double *t) {
   tgc_status st = TGC_OK;
   for (int i = 0; i < m && !st; i++) st = fn(arg, i);
@@ -881,7 +872,7 @@ static tgc_status time_timer(tgc_device *dev, work_fn fn, void *arg, int m, int 
 static double time_work(tgc_device *dev, gpu *g, work_fn fn, void *arg, int m, int reps) {
   double t[MAX_REPS];
   tgc_status st = g ? time_events(g, fn, arg, m, reps, t) : time_timer(dev, fn, arg, m, reps, t);
-  return st ? -1 : median(t, reps);
+  return st ? -1 : bench_median(t, reps);
 }
 
 /* ---- matvec ------------------------------------------------------------------ */
@@ -965,7 +956,7 @@ static double mv_time_realize(mv_bench *b, int reps) {
     tgc_buffer_unref(y->buf);
     y->buf = NULL;
   }
-  return median(t, reps);
+  return bench_median(t, reps);
 }
 
 /* The copy baseline: as many buffer pairs of the weights' size as there

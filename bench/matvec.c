@@ -39,6 +39,7 @@
  *   TGC_BENCH_REPS    repetitions per row (default 50)
  */
 #define _GNU_SOURCE
+#include "bench.h"
 #include <tgc.h>
 
 #include <math.h>
@@ -56,22 +57,6 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void *xmalloc(size_t n) {
   void *p = aligned_alloc(64, (n + 63) / 64 * 64);
@@ -197,7 +182,7 @@ static void base_slice(base_pool *bp, int t) {
   int n = bp->nthreads;
   atomic_fetch_add(&bp->ready, 1);
   while (atomic_load(&bp->ready) < n) sched_yield();
-  if (t == 0) bp->t0 = now();
+  if (t == 0) bp->t0 = bench_now();
   size_t lines = bp->nfloats / 16, per = lines / (size_t)n, extra = lines % (size_t)n;
   size_t ut = (size_t)t, lo = 16 * (ut * per + (ut < extra ? ut : extra));
   size_t hi = t == n - 1 ? bp->nfloats : lo + 16 * (per + (ut < extra));
@@ -271,7 +256,7 @@ static double baseline_once(base_pool *bp, const float *buf, size_t nfloats) {
   pthread_mutex_unlock(&bp->mu);
   base_slice(bp, 0);
   while (atomic_load(&bp->done) < bp->nthreads) sched_yield();
-  double t1 = now();
+  double t1 = bench_now();
   float s = 0;
   for (int t = 0; t < bp->nthreads; t++) s += bp->sums[t];
   base_sink = s;
@@ -349,9 +334,9 @@ static double tgc_once(tgc_ctx *ctx, const mv_case *c, tgc_tensor *Wkn, const vo
   tgc_tensor *x = tgc_from_data(ctx, c->dt, 2, xshape, xh);
   tgc_tensor *y = tgc_matmul(x, Wkn);
   if (!y) die_tgc("building x @ W");
-  double t0 = now();
+  double t0 = bench_now();
   if (tgc_realize(ctx, 1, &y) != TGC_OK) die_tgc("realize");
-  return now() - t0;
+  return bench_now() - t0;
 }
 
 static mv_result run_case(const mv_case *c, base_pool *bp, int reps) {
@@ -385,14 +370,14 @@ static mv_result run_case(const mv_case *c, base_pool *bp, int reps) {
     tt[i] = tgc_once(ctx, c, Wkn, xh);
     tb[i] = baseline_once(bp, bb, wbytes / 4);
   }
-  r.ms = median(tt, reps) * 1e3;
+  r.ms = bench_median(tt, reps) * 1e3;
   r.gbs = (double)wbytes / r.ms * 1e-6;
-  r.base_gbs = (double)wbytes / median(tb, reps) * 1e-9;
+  r.base_gbs = (double)wbytes / bench_median(tb, reps) * 1e-9;
   /* back to back, for context: each buffer re-read while it is hot */
   for (int i = 0; i < reps; i++) tt[i] = tgc_once(ctx, c, Wkn, xh);
   for (int i = 0; i < reps; i++) tb[i] = baseline_once(bp, bb, wbytes / 4);
-  r.hot_gbs = (double)wbytes / median(tt, reps) * 1e-9;
-  r.hot_base_gbs = (double)wbytes / median(tb, reps) * 1e-9;
+  r.hot_gbs = (double)wbytes / bench_median(tt, reps) * 1e-9;
+  r.hot_base_gbs = (double)wbytes / bench_median(tb, reps) * 1e-9;
 
   free(tt);
   free(tb);

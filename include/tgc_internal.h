@@ -79,6 +79,8 @@ void tgc_str_free(tgc_str *b);
 long tgc_env_int(const char *name, long dflt);
 const char *tgc_env_str(const char *name, const char *dflt);
 double tgc_now(void); /* monotonic seconds */
+/* write(2) until all n bytes are written (EINTR retried); false on error. */
+bool tgc_write_all(int fd, const void *buf, size_t n);
 
 /* ======================================================================
  * ops (ops/graph.c, ops/tensor.c, ops/nn.c): the lazy graph

@@ -11,6 +11,7 @@
 #include "tgc_internal.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <time.h>
@@ -358,4 +359,14 @@ double tgc_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+bool tgc_write_all(int fd, const void *buf, size_t n) {
+  for (size_t done = 0; done < n;) {
+    ssize_t w = write(fd, (const char *)buf + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return false;
+    done += (size_t)w;
+  }
+  return true;
 }

@@ -176,15 +176,6 @@ static bool make_dirs(const char *dir) {
   return true;
 }
 
-static bool write_all(int fd, const void *buf, size_t n) {
-  for (size_t done = 0; done < n;) {
-    ssize_t w = write(fd, (const char *)buf + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    done += (size_t)w;
-  }
-  return true;
-}
 
 /* A name no other writer uses: pid, plus a per-process counter and the
  * clock, because threads of one process write too. */
@@ -211,7 +202,7 @@ static bool write_entry(int fd, const char *kind, tgc_key key, const void *data,
   size_t pre = header_prefix(h, kind, key);
   put_le(h + pre, len, 8);
   put_le(h + pre + 8, tgc_hash64(data, len, 0), 8);
-  bool ok = write_all(fd, h, pre + 16) && write_all(fd, data, len);
+  bool ok = tgc_write_all(fd, h, pre + 16) && tgc_write_all(fd, data, len);
   int saved = errno;
   if (close(fd) != 0 && ok) return false;
   errno = saved;

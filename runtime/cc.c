@@ -90,15 +90,6 @@ static int spawn(pid_t *pid, char *const *argv, int out_fd) {
   return err;
 }
 
-static bool write_all_fd(int fd, const void *buf, size_t n) {
-  for (size_t done = 0; done < n;) {
-    ssize_t w = write(fd, (const char *)buf + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    done += (size_t)w;
-  }
-  return true;
-}
 
 /* Reaps pid; returns its wait status. */
 static int reap(pid_t pid) {
@@ -459,7 +450,7 @@ static void *load_memfd(const void *bin, size_t len, bool *tried) {
   int fd = memfd_create("tgc-kernel", MFD_CLOEXEC);
   if (fd < 0) return NULL;
   char path[64];
-  bool ok = write_all_fd(fd, bin, len);
+  bool ok = tgc_write_all(fd, bin, len);
   for (;;) {
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     if (!ok || !dl_iterate_phdr(name_taken, path)) break;
@@ -483,7 +474,7 @@ static void *load_tempfile(const void *bin, size_t len) {
   if (n <= 0 || n >= PATH_MAX) return NULL;
   int fd = mkostemps(path, 3, O_CLOEXEC);
   if (fd < 0) return NULL;
-  bool ok = write_all_fd(fd, bin, len);
+  bool ok = tgc_write_all(fd, bin, len);
   close(fd);
   void *h = ok ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
   unlink(path);
