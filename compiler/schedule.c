@@ -169,6 +169,18 @@ static void region_reduces(sched *s, tgc_uop *u, imap *visit, tgc_uop **out, int
   }
 }
 
+/* Kernel outputs of this schedule that the fused region under u reads. */
+static int count_rp_below(sched *s, tgc_uop *u, imap *visit) {
+  int n = 0;
+  for (int i = 0; i < nsrc_of(u); i++) {
+    tgc_uop *c = src_of(u, i);
+    if (done(c) || imap_slot(visit, c)) continue;
+    imap_put(visit, c, 1);
+    n += is_rp(s, c) ? 1 : count_rp_below(s, c, visit);
+  }
+  return n;
+}
+
 static bool is_root_op(const tgc_uop *u) {
   return u->op == TGC_OP_CONTIGUOUS || u->op == TGC_OP_ASSIGN || u->op == TGC_OP_GATHER;
 }
@@ -194,6 +206,29 @@ static bool realize_pass(sched *s) {
       imap_free(&s->memo);
     }
   }
+  if (changed) return true;
+  /* shared work built on three or more of this schedule's kernel outputs
+   * is stored, not recomputed: recomputing it would repeat every stage
+   * before it in every consumer (a chain of normalisations would grow
+   * quadratically).  Shallow shared work (softmax's exp(x - max), even
+   * over a matmul) still fuses. */
+  imap consumers = {0};
+  for (int i = 0; i < s->ntopo; i++)
+    for (int k = 0; k < nsrc_of(s->topo[i]); k++) {
+      tgc_uop *c = src_of(s->topo[i], k);
+      imap_put(&consumers, c, imap_get(&consumers, c, 0) + 1);
+    }
+  for (int i = 0; i < s->ntopo; i++) {
+    tgc_uop *u = s->topo[i];
+    if (is_rp(s, u) || !IS_ALU(u->op) || imap_get(&consumers, u, 0) < 2) continue;
+    imap visit = {0};
+    if (count_rp_below(s, u, &visit) >= 3) {
+      mark(s, u);
+      changed = true;
+    }
+    imap_free(&visit);
+  }
+  imap_free(&consumers);
   if (changed) return true;
   /* one reduce per kernel, and no reduce computed by two kernels */
   imap owners = {0};
@@ -500,6 +535,15 @@ static bool build_kernel(sched *s, tgc_uop *r, tgc_kernel *out) {
     }
     tgc_uop *src[3] = {global_node(ctx, 0, r->dtype), view_node(ctx, st), b.ast};
     ast = tgc_uop_new(ctx, TGC_OP_STORE, r->dtype, 3, src, &alias, sizeof alias, 0, NULL);
+  }
+  if (k.nbufs > TGC_MAX_BUFS) {
+    free(k.bufs);
+    imap_free(&k.slots);
+    imap_free(&k.memo);
+    free(k.res);
+    tgc_set_error(TGC_ERR_UNSUPPORTED, "schedule: a fused kernel would read %d buffers (at most %d); "
+                                       "realize part of the graph first (tgc_contiguous)", k.nbufs, TGC_MAX_BUFS);
+    return false;
   }
   out->ast = ast;
   out->nbufs = k.nbufs;

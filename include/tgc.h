@@ -115,6 +115,9 @@ typedef struct tgc_stats {
   uint64_t peak_bytes;       /* most bytes alive at once */
   double compile_seconds;    /* wall time spent compiling */
   uint64_t xchecks;          /* NVRTC cross-compiles (TGC_XCHECK=cuda) */
+  uint64_t replays;          /* JIT replays */
+  uint64_t replay_buffers;   /* intermediate buffers of the last JIT record, after planning */
+  uint64_t replay_bytes;     /* their bytes */
 } tgc_stats;
 void tgc_get_stats(const tgc_ctx *ctx, tgc_stats *out);
 void tgc_stats_reset(tgc_ctx *ctx);
@@ -259,6 +262,41 @@ tgc_tensor *tgc_assign(tgc_tensor *target, tgc_tensor *value);
 /* Realizes x and copies its elements out, contiguous row-major;
  * nbytes must be numel * dtype size. */
 tgc_status tgc_to_host(tgc_tensor *x, void *dst, size_t nbytes);
+
+/* ---- the JIT -------------------------------------------------------------
+ * A JIT wraps a step function that builds a graph from its inputs and
+ * realizes its outputs (a LLaMA decode step).  Call 1 runs the step
+ * normally (scheduling, compiling); call 2 runs it again and records every
+ * kernel launch; calls 3 and later replay the record with the new inputs'
+ * memory: nothing is built, scheduled, hashed or compiled.  On CUDA the
+ * record is a CUDA graph whose node parameters are updated per replay.
+ *
+ * What replay reuses, and so what a step must not depend on:
+ * - the inputs' shapes and dtypes (a call with others is an error);
+ * - every value the step read on the host while it was recorded (a
+ *   tgc_to_host inside the step, or a C variable used to build the graph):
+ *   such values are baked into the record, as in every tracing JIT;
+ * - the outputs: each replay writes the same output buffers, returned as
+ *   the same tensors; copy them out before the next call if needed.
+ * TGC_JIT=0 runs every call normally; 1 records and replays (CUDA graphs
+ * on CUDA); 2 records and replays without CUDA graphs.
+ *
+ * The step returns TGC_OK and fills outs[0..*nout) (at most
+ * TGC_JIT_MAX_IO) with realized tensors. */
+#define TGC_JIT_MAX_IO 16
+typedef tgc_status (*tgc_step_fn)(tgc_ctx *ctx, void *user, int nin, tgc_tensor *const *ins,
+                                  int *nout, tgc_tensor **outs);
+typedef struct tgc_jit tgc_jit;
+/* NULL (with an error) for a NULL ctx or fn. */
+tgc_jit *tgc_jit_new(tgc_ctx *ctx, tgc_step_fn fn, void *user);
+/* Runs the step on realized inputs; *nout and outs receive its outputs,
+ * valid until the next call.  Errors: inputs that differ in shape or dtype
+ * from the recorded ones, a step that realizes nothing, a call from inside
+ * a step, and whatever the step itself returns. */
+tgc_status tgc_jit_call(tgc_jit *jit, int nin, tgc_tensor *const *ins, int *nout, tgc_tensor **outs);
+/* Number of completed calls; replays are the calls after the second. */
+int tgc_jit_calls(const tgc_jit *jit);
+void tgc_jit_free(tgc_jit *jit); /* NULL does nothing */
 
 #ifdef __cplusplus
 }

@@ -312,11 +312,13 @@ typedef struct tgc_lin {
   bool dead;        /* emitted inside a closed loop: not reusable */
 } tgc_lin;
 
+#define TGC_MAX_BUFS 32 /* buffers one kernel may address */
+
 typedef struct tgc_prog_info {
   char name[64];         /* kernel function name, unique per source */
   int nglobals;
-  tgc_dtype gdtype[32];  /* element dtype per global slot */
-  int64_t gnumel[32];    /* elements addressed per slot (for the dump) */
+  tgc_dtype gdtype[TGC_MAX_BUFS];  /* element dtype per global slot */
+  int64_t gnumel[TGC_MAX_BUFS];    /* elements addressed per slot (for the dump) */
   int64_t par_n;         /* size of the parallel axis (1 if none) */
   int64_t par_min_chunk; /* smallest share worth a thread */
   double flops, bytes;   /* estimated work per launch */
@@ -469,6 +471,15 @@ typedef struct tgc_device {
   /* Seconds on the device's clock once the work launched so far is done
    * (events on CUDA); differences time kernels. */
   double (*timer)(struct tgc_device *d);
+  /* Launch graphs (NULL where the device has none): n launches recorded
+   * in order, each with its buffers and vars; updated per replay in place
+   * (launch i gets new buffers/vars), then launched as one. */
+  void *(*graph_new)(struct tgc_device *d, int n, tgc_program *const *progs, void **const *bufs,
+                     const int64_t *const *vars); /* NULL + error on failure */
+  tgc_status (*graph_update)(struct tgc_device *d, void *graph, int i, void *const *bufs,
+                             const int64_t *vars);
+  tgc_status (*graph_launch)(struct tgc_device *d, void *graph);
+  void (*graph_free)(struct tgc_device *d, void *graph);
   void (*destroy)(struct tgc_device *d);
 } tgc_device;
 
@@ -503,6 +514,15 @@ tgc_status tgc_programs_get(tgc_ctx *ctx, int n, tgc_uop *const *asts, tgc_progr
 void tgc_programs_free(tgc_ctx *ctx);
 
 /* ======================================================================
+ * runtime/jit.c: capture and replay
+ * ==================================================================== */
+
+/* Called by realize while ctx->capture is set: a kernel output was
+ * allocated; a kernel was launched with these buffers (slot order). */
+void tgc_jit_note_alloc(tgc_ctx *ctx, tgc_buffer *b);
+void tgc_jit_note_launch(tgc_ctx *ctx, tgc_program *p, int nbufs, tgc_buffer *const *bufs);
+
+/* ======================================================================
  * the context (runtime/realize.c)
  * ==================================================================== */
 
@@ -517,6 +537,7 @@ struct tgc_ctx {
   bool noopt;           /* TGC_NOOPT */
   char *dump_dir;       /* TGC_DUMP, or NULL */
   bool xcheck_cuda;     /* TGC_XCHECK=cuda: also compile each kernel for CUDA with NVRTC */
+  struct tgc_jit_capture *capture; /* set while a JIT records its step (runtime/jit.c) */
   struct tgc_progcache *progs; /* program cache (runtime/program.c) */
   tgc_buffer **bufs;    /* every live buffer, for tgc_ctx_free */
   int nbufs, bufs_cap;

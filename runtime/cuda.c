@@ -16,6 +16,11 @@
  * a kernel that used it is still queued.  Every vtable call makes the
  * device's (primary) context current on the calling thread first, so a
  * context may move between threads.
+ *
+ * JIT replay may run as a CUDA graph: a chain of kernel nodes built once,
+ * whose parameters are updated in place per replay.  The graph entry
+ * points are optional; a driver without them runs replays as plain
+ * launches.
  */
 #include "tgc_internal.h"
 
@@ -38,6 +43,10 @@ typedef struct CUmod_st *CUmodule;
 typedef struct CUfunc_st *CUfunction;
 typedef struct CUevent_st *CUevent;
 typedef struct CUstream_st *CUstream;
+typedef struct CUkern_st *CUkernel;
+typedef struct CUgraph_st *CUgraph;
+typedef struct CUgraphNode_st *CUgraphNode;
+typedef struct CUgraphExec_st *CUgraphExec;
 
 enum {
   CUDA_SUCCESS = 0,
@@ -50,6 +59,22 @@ enum {
 typedef int nvrtcResult; /* enum; 0 is NVRTC_SUCCESS */
 typedef struct _nvrtcProgram *nvrtcProgram;
 
+/* CUDA_KERNEL_NODE_PARAMS_v2 (CUDA 12+).  Its first ten fields are
+ * CUDA_KERNEL_NODE_PARAMS_v1, all that the unversioned entry points of
+ * older drivers read, so one struct serves both. */
+typedef struct cu_kernel_node {
+  CUfunction func;
+  unsigned gridDimX, gridDimY, gridDimZ;
+  unsigned blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  void **kernelParams; /* a pointer to each parameter's value */
+  void **extra;        /* NULL: parameters come from kernelParams */
+  CUkernel kern;       /* v2: read only when func is NULL */
+  CUcontext ctx;       /* v2: ignored when func is set */
+} cu_kernel_node;
+
+_Static_assert(offsetof(cu_kernel_node, kernelParams) == 40 && sizeof(cu_kernel_node) == 72,
+               "cu_kernel_node must match CUDA_KERNEL_NODE_PARAMS_v2 (LP64)");
 _Static_assert(sizeof(void *) >= sizeof(CUdeviceptr), "device pointers travel as void *");
 _Static_assert(sizeof(void (*)(void)) == sizeof(void *), "dlsym results become function pointers");
 
@@ -84,6 +109,19 @@ typedef struct cu_api {
   CUresult (*GetErrorString)(CUresult r, const char **s);
   CUresult (*GetErrorName)(CUresult r, const char **s);
 } cu_api;
+
+/* The graph entry points, optional (CUDA 11.4+ drivers have them all). */
+typedef struct cu_graph_api {
+  CUresult (*Create)(CUgraph *g, unsigned flags);
+  CUresult (*AddKernelNode)(CUgraphNode *node, CUgraph g, const CUgraphNode *deps, size_t ndeps,
+                            const cu_kernel_node *params);
+  CUresult (*Instantiate)(CUgraphExec *exec, CUgraph g, unsigned long long flags);
+  CUresult (*ExecKernelNodeSetParams)(CUgraphExec exec, CUgraphNode node,
+                                      const cu_kernel_node *params);
+  CUresult (*Launch)(CUgraphExec exec, CUstream s);
+  CUresult (*ExecDestroy)(CUgraphExec exec);
+  CUresult (*Destroy)(CUgraph g);
+} cu_graph_api;
 
 typedef struct nvrtc_api {
   nvrtcResult (*Version)(int *major, int *minor);
@@ -137,6 +175,25 @@ static const sym cu_syms[] = {
 };
 #undef CU
 
+/* cuda.h 12+ maps cuGraphAddKernelNode and cuGraphExecKernelNodeSetParams
+ * to the _v2 symbols (the v2 params struct); older drivers export only the
+ * v1 ones.  cuGraphInstantiate is a macro for cuGraphInstantiateWithFlags:
+ * the symbol named cuGraphInstantiate is the old five-argument form (error
+ * node and log buffer), so it is no fallback.  cuGraphLaunch is the legacy
+ * default stream's entry (not _ptsz), as for the other calls. */
+#define CG(f, name, alt) {name, alt, offsetof(cu_graph_api, f)}
+static const sym cu_graph_syms[] = {
+    CG(Create, "cuGraphCreate", NULL),
+    CG(AddKernelNode, "cuGraphAddKernelNode_v2", "cuGraphAddKernelNode"),
+    CG(Instantiate, "cuGraphInstantiateWithFlags", NULL),
+    CG(ExecKernelNodeSetParams, "cuGraphExecKernelNodeSetParams_v2",
+       "cuGraphExecKernelNodeSetParams"),
+    CG(Launch, "cuGraphLaunch", NULL),
+    CG(ExecDestroy, "cuGraphExecDestroy", NULL),
+    CG(Destroy, "cuGraphDestroy", NULL),
+};
+#undef CG
+
 #define NV(f, name) {name, NULL, offsetof(nvrtc_api, f)}
 static const sym nvrtc_syms[] = {
     NV(Version, "nvrtcVersion"),
@@ -161,6 +218,8 @@ typedef struct lib_state {
 } lib_state;
 
 static cu_api cu;
+static cu_graph_api cug;            /* all NULL when the driver lacks one */
+static const char *cug_missing;     /* the first graph symbol it lacks */
 static nvrtc_api nv;
 static lib_state cu_lib, nv_lib;
 static pthread_once_t cu_once = PTHREAD_ONCE_INIT, nv_once = PTHREAD_ONCE_INIT;
@@ -202,6 +261,9 @@ static void load_driver(void) {
     dlclose(lib);
     return;
   }
+  /* All or none, so one check (cug.Create) says whether graphs work. */
+  cug_missing = bind_syms(lib, &cug, cu_graph_syms, sizeof cu_graph_syms / sizeof cu_graph_syms[0]);
+  if (cug_missing) memset(&cug, 0, sizeof cug);
   cu_lib.ok = true; /* the library stays loaded for the process */
 }
 
@@ -505,6 +567,7 @@ tgc_status tgc_nvrtc_compile_n(int n, const char *const *srcs, const char *arch,
 
 #define NBUCKETS 1024         /* hash buckets of the allocator's two tables */
 #define STAGE_BYTES (2 << 20)  /* pinned staging buffer for small reads */
+#define MAX_GLOBALS 32         /* buffer arguments (tgc_prog_info's slots) */
 #define MAX_VARS 64            /* int64 kernel arguments after the buffers */
 
 /* A device allocation, in the table of live blocks (by pointer) or of
@@ -708,28 +771,38 @@ static bool launch_dims(const int64_t in[3], unsigned out[3]) {
 }
 
 /* Kernel parameters: a CUdeviceptr per buffer slot, then nvars int64
- * values; cuLaunchKernel takes a pointer to each. */
+ * values.  The driver takes a pointer to each and copies the values when
+ * called, so a launch may keep these on its stack. */
+typedef struct kargs {
+  CUdeviceptr ptrs[MAX_GLOBALS];
+  int64_t vals[MAX_VARS];
+  void *args[MAX_GLOBALS + MAX_VARS]; /* &ptrs[0..nglobals), then &vals[0..nvars) */
+} kargs;
+
+static void fill_args(kargs *a, const tgc_prog_info *in, void *const *bufs, const int64_t *vars) {
+  TGC_ASSERT(in->nglobals >= 0 && in->nglobals <= MAX_GLOBALS && in->nvars >= 0 &&
+             in->nvars <= MAX_VARS && (in->nvars == 0 || vars));
+  int k = 0;
+  for (int i = 0; i < in->nglobals; i++) {
+    a->ptrs[i] = (CUdeviceptr)(uintptr_t)bufs[i];
+    a->args[k++] = &a->ptrs[i];
+  }
+  for (int i = 0; i < in->nvars; i++) {
+    a->vals[i] = vars[i];
+    a->args[k++] = &a->vals[i];
+  }
+}
+
 static tgc_status cuda_launch(tgc_device *d, const tgc_program *p, void **bufs,
                               const int64_t *vars) {
   const tgc_prog_info *in = &p->info;
-  TGC_ASSERT(in->nglobals >= 0 && in->nglobals <= 32 && in->nvars >= 0 && in->nvars <= MAX_VARS);
-  CUdeviceptr ptrs[32];
-  int64_t vals[MAX_VARS];
-  void *args[32 + MAX_VARS];
-  int k = 0;
-  for (int i = 0; i < in->nglobals; i++) {
-    ptrs[i] = (CUdeviceptr)(uintptr_t)bufs[i];
-    args[k++] = &ptrs[i];
-  }
-  for (int i = 0; i < in->nvars; i++) {
-    vals[i] = vars[i];
-    args[k++] = &vals[i];
-  }
+  kargs a;
+  fill_args(&a, in, bufs, vars);
   unsigned g[3], b[3];
   if (!launch_dims(in->grid, g) || !launch_dims(in->block, b))
     return tgc_set_error(TGC_ERR_DEVICE, "cuLaunchKernel(%s): launch dims out of range", in->name);
   if (make_current((cuda_device *)d)) return tgc_last_status();
-  CUresult r = cu.LaunchKernel(p->fn, g[0], g[1], g[2], b[0], b[1], b[2], 0, NULL, args, NULL);
+  CUresult r = cu.LaunchKernel(p->fn, g[0], g[1], g[2], b[0], b[1], b[2], 0, NULL, a.args, NULL);
   return r ? cu_fail(r, "cuLaunchKernel(%s)", in->name) : TGC_OK;
 }
 
@@ -760,6 +833,148 @@ static double cuda_timer(tgc_device *d) {
     c->ref_s = t;
   }
   return t;
+}
+
+/* ---- CUDA graphs (JIT replay) ---- */
+
+/* One kernel node.  Its params point into its own kargs, so an update
+ * rewrites the values and hands the same params to the driver. */
+typedef struct graph_node {
+  const tgc_program *prog; /* loaded for as long as the graph lives (the caller's) */
+  CUgraphNode node;        /* owned by the CUgraph; names the node in the exec */
+  cu_kernel_node params;   /* .kernelParams = a.args */
+  kargs a;                 /* the values the exec's node holds, unless stale */
+  bool stale;              /* an update failed: the exec may hold other values */
+} graph_node;
+
+/* The CUgraph stays alive beside its exec: updates name its nodes. */
+typedef struct cuda_graph {
+  CUgraph graph;
+  CUgraphExec exec;  /* NULL until instantiated */
+  int n;
+  graph_node *nodes; /* [n], in launch order; never moved (params point in) */
+} cuda_graph;
+
+/* Node gn's parameters: program p's dims, a pointer to each argument. */
+static tgc_status set_node(graph_node *gn, const tgc_program *p, void *const *bufs,
+                           const int64_t *vars) {
+  unsigned g[3], b[3];
+  if (!launch_dims(p->info.grid, g) || !launch_dims(p->info.block, b))
+    return tgc_set_error(TGC_ERR_DEVICE, "cuGraphAddKernelNode(%s): launch dims out of range",
+                         p->info.name);
+  fill_args(&gn->a, &p->info, bufs, vars);
+  gn->prog = p;
+  gn->params = (cu_kernel_node){
+      .func = p->fn,
+      .gridDimX = g[0], .gridDimY = g[1], .gridDimZ = g[2],
+      .blockDimX = b[0], .blockDimY = b[1], .blockDimZ = b[2],
+      .kernelParams = gn->a.args,
+  };
+  return TGC_OK;
+}
+
+/* The launches as a chain: each node depends on the one before, so they
+ * run in the order recorded, as plain launches on one stream do. */
+static tgc_status add_nodes(cuda_graph *g, tgc_program *const *progs, void **const *bufs,
+                            const int64_t *const *vars) {
+  for (int i = 0; i < g->n; i++) {
+    graph_node *gn = &g->nodes[i];
+    if (set_node(gn, progs[i], bufs[i], vars ? vars[i] : NULL)) return tgc_last_status();
+    const CUgraphNode *dep = i ? &g->nodes[i - 1].node : NULL;
+    CUresult r = cug.AddKernelNode(&gn->node, g->graph, dep, i ? 1 : 0, &gn->params);
+    if (r) return cu_fail(r, "cuGraphAddKernelNode(launch %d: %s)", i, progs[i]->info.name);
+  }
+  return TGC_OK;
+}
+
+/* The graph, its nodes and its exec; on failure g holds what was made. */
+static tgc_status build_graph(cuda_graph *g, tgc_program *const *progs, void **const *bufs,
+                              const int64_t *const *vars) {
+  CUresult r = cug.Create(&g->graph, 0);
+  if (r) {
+    g->graph = NULL;
+    return cu_fail(r, "cuGraphCreate");
+  }
+  if (add_nodes(g, progs, bufs, vars)) return tgc_last_status();
+  if ((r = cug.Instantiate(&g->exec, g->graph, 0))) {
+    g->exec = NULL;
+    return cu_fail(r, "cuGraphInstantiateWithFlags(%d kernels)", g->n);
+  }
+  return TGC_OK;
+}
+
+static void cuda_graph_free(tgc_device *d, void *graph) {
+  cuda_graph *g = graph;
+  if (!g) return;
+  /* Not make_current: a failure here must not replace the caller's error.
+   * An exec still running is freed by the driver once it completes. */
+  if (cu.CtxSetCurrent(((cuda_device *)d)->ctx) == CUDA_SUCCESS) {
+    if (g->exec) cug.ExecDestroy(g->exec);
+    if (g->graph) cug.Destroy(g->graph);
+  }
+  free(g->nodes);
+  free(g);
+}
+
+static void *cuda_graph_new(tgc_device *d, int n, tgc_program *const *progs, void **const *bufs,
+                            const int64_t *const *vars) {
+  if (!cug.Create) {
+    tgc_set_error(TGC_ERR_UNSUPPORTED, "CUDA graphs not available in this driver (no %s)",
+                  cug_missing);
+    return NULL;
+  }
+  if (n < 1 || !progs || !bufs) {
+    tgc_set_error(TGC_ERR_ARG, "graph_new: %d launches", n);
+    return NULL;
+  }
+  if (make_current((cuda_device *)d)) return NULL;
+  cuda_graph *g = tgc_xcalloc(1, sizeof *g);
+  g->n = n;
+  g->nodes = tgc_xcalloc((size_t)n, sizeof *g->nodes);
+  if (build_graph(g, progs, bufs, vars)) {
+    cuda_graph_free(d, g); /* keeps the error */
+    return NULL;
+  }
+  return g;
+}
+
+static bool same_args(const kargs *a, const tgc_prog_info *in, void *const *bufs,
+                      const int64_t *vars) {
+  for (int k = 0; k < in->nglobals; k++)
+    if (a->ptrs[k] != (CUdeviceptr)(uintptr_t)bufs[k]) return false;
+  for (int k = 0; k < in->nvars; k++)
+    if (a->vals[k] != vars[k]) return false;
+  return true;
+}
+
+/* Launch i gets new buffers and vars.  The driver is called only when a
+ * value changed: a replay mostly rebinds the nodes that read its inputs.
+ * Launches already queued keep the values they were queued with, so this
+ * needs no sync. */
+static tgc_status cuda_graph_update(tgc_device *d, void *graph, int i, void *const *bufs,
+                                    const int64_t *vars) {
+  cuda_graph *g = graph;
+  if (!g || i < 0 || i >= g->n)
+    return tgc_set_error(TGC_ERR_ARG, "graph_update: launch %d of %d", i, g ? g->n : 0);
+  graph_node *gn = &g->nodes[i];
+  const tgc_prog_info *in = &gn->prog->info;
+  if (!gn->stale && same_args(&gn->a, in, bufs, vars)) return TGC_OK;
+  fill_args(&gn->a, in, bufs, vars);
+  gn->stale = true; /* until the driver has the new values */
+  if (make_current((cuda_device *)d)) return tgc_last_status();
+  CUresult r = cug.ExecKernelNodeSetParams(g->exec, gn->node, &gn->params);
+  if (r) return cu_fail(r, "cuGraphExecKernelNodeSetParams(launch %d: %s)", i, in->name);
+  gn->stale = false;
+  return TGC_OK;
+}
+
+/* Asynchronous, on stream 0 behind all earlier work, like a plain launch. */
+static tgc_status cuda_graph_launch(tgc_device *d, void *graph) {
+  cuda_graph *g = graph;
+  if (!g) return tgc_set_error(TGC_ERR_ARG, "graph_launch: NULL graph");
+  if (make_current((cuda_device *)d)) return tgc_last_status();
+  CUresult r = cug.Launch(g->exec, NULL);
+  return r ? cu_fail(r, "cuGraphLaunch(%d kernels)", g->n) : TGC_OK;
 }
 
 /* ---- lifetime ---- */
@@ -839,6 +1054,10 @@ static const tgc_device cuda_vtable = {
     .launch = cuda_launch,
     .sync = cuda_sync,
     .timer = cuda_timer,
+    .graph_new = cuda_graph_new,
+    .graph_update = cuda_graph_update,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
     .destroy = cuda_destroy,
 };
 

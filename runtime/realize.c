@@ -115,13 +115,17 @@ static tgc_status run_kernel(tgc_ctx *ctx, const tgc_kernel *k, const tgc_progra
                                          : tgc_buffer_new(ctx, (tgc_dtype)out->dtype,
                                                           (size_t)tgc_numel(out));
     if (!out->buf) return tgc_last_status();
+    if (ctx->capture && out->op != TGC_OP_ASSIGN) tgc_jit_note_alloc(ctx, out->buf);
   }
-  void *bufs[64];
-  TGC_ASSERT(k->nbufs <= 64);
+  void *bufs[TGC_MAX_BUFS];
+  tgc_buffer *owners[TGC_MAX_BUFS];
+  TGC_ASSERT(k->nbufs <= TGC_MAX_BUFS);
   for (int i = 0; i < k->nbufs; i++) {
     TGC_ASSERT(k->bufnodes[i]->buf);
-    bufs[i] = k->bufnodes[i]->buf->ptr;
+    owners[i] = k->bufnodes[i]->buf;
+    bufs[i] = owners[i]->ptr;
   }
+  if (ctx->capture) tgc_jit_note_launch(ctx, (tgc_program *)p, k->nbufs, owners);
   double t0 = ctx->debug >= 2 ? tgc_now() : 0;
   tgc_status st = ctx->dev->launch(ctx->dev, p, bufs, NULL);
   ctx->stats.launches++;
