@@ -27,7 +27,7 @@ typedef struct lower {
   int vals[TGC_MAX_KDIMS];   /* instruction giving each axis's value */
   int *cse;                  /* open hash of instruction indices */
   size_t cse_cap;
-  int globals[32];           /* DEFINE_GLOBAL per slot */
+  int globals[TGC_MAX_BUFS];           /* DEFINE_GLOBAL per slot */
   const tgc_uop **memo_k;    /* AST node -> instruction, per expansion */
   int *memo_v;
   int nmemo, memo_cap;
@@ -746,7 +746,7 @@ tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const tgc_lang *lang)
     for (int k = 0; k < 2; k++) {
       if (!gs[k]) continue;
       int slot = *(const int *)gs[k]->arg;
-      TGC_ASSERT(slot < 32);
+      TGC_ASSERT(slot < TGC_MAX_BUFS);
       L.p->info.gdtype[slot] = (tgc_dtype)gs[k]->dtype;
       if (slot + 1 > nglob) nglob = slot + 1;
     }

@@ -296,7 +296,9 @@ tgc_jit *tgc_jit_new(tgc_ctx *ctx, tgc_step_fn fn, void *user);
 tgc_status tgc_jit_call(tgc_jit *jit, int nin, tgc_tensor *const *ins, int *nout, tgc_tensor **outs);
 /* Number of completed calls; replays are the calls after the second. */
 int tgc_jit_calls(const tgc_jit *jit);
-void tgc_jit_free(tgc_jit *jit); /* NULL does nothing */
+/* Frees the record and its planned memory; call it before tgc_ctx_free of
+ * the JIT's context.  NULL does nothing. */
+void tgc_jit_free(tgc_jit *jit);
 
 #ifdef __cplusplus
 }
