@@ -156,12 +156,16 @@ bench: $(BENCH_BINS)
 # lack this one's instructions.  `private` keeps the override from reaching
 # $(B)/flags, which every object shares.
 $(B)/obj/bench/gpu_check.o: private BENCH_CFLAGS :=
+# jit too: gpu-check.sh runs it on the GPU machine (its kernels are
+# compiled by tgc at run time, for the machine they run on).
+$(B)/obj/bench/jit.o: private BENCH_CFLAGS :=
 
 # On a GPU machine (bench/gpu-check.sh has the details): the tree is built
 # elsewhere and copied with $(B), and the packages tgc builds with (xxhash
 # headers) are missing there, so make rebuilds the program only where it
 # can build tgc; otherwise the script runs the copied binary, or links one
-# from bench/gpu_check.c and $(B)/libtgc.a with gcc alone.
+# from bench/gpu_check.c and $(B)/libtgc.a with gcc alone (the same for
+# the JIT benchmark, $(B)/bench/jit).
 # (A '#' inside a function call is literal from make 4.3 on and starts a
 # comment before it; through a variable it works in both.)
 hash := \#
@@ -169,8 +173,9 @@ ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
   GPU_CHECK_CAN_BUILD := $(shell echo '$(hash)include <xxhash.h>' | $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
 endif
 .PHONY: gpu-check
-gpu-check: $(if $(GPU_CHECK_CAN_BUILD),$(B)/bench/gpu_check)
-	TGC_GPU_CHECK_BIN=$(abspath $(B))/bench/gpu_check bash bench/gpu-check.sh
+gpu-check: $(if $(GPU_CHECK_CAN_BUILD),$(B)/bench/gpu_check $(B)/bench/jit)
+	TGC_GPU_CHECK_BIN=$(abspath $(B))/bench/gpu_check TGC_GPU_CHECK_JIT_BIN=$(abspath $(B))/bench/jit \
+	  bash bench/gpu-check.sh
 
 # ---- install ---------------------------------------------------------------
 

@@ -116,6 +116,7 @@ typedef struct tgc_stats {
   double compile_seconds;    /* wall time spent compiling */
   uint64_t xchecks;          /* NVRTC cross-compiles (TGC_XCHECK=cuda) */
   uint64_t replays;          /* JIT replays */
+  uint64_t graph_replays;    /* ... of them launched as one device graph (CUDA graphs) */
   uint64_t replay_buffers;   /* intermediate buffers of the last JIT record, after planning */
   uint64_t replay_bytes;     /* their bytes */
 } tgc_stats;
@@ -259,6 +260,9 @@ tgc_tensor *tgc_contiguous(tgc_tensor *x);
  * tensor, when realized.  Returns the whole realized tensor as it is after
  * the write: read the updated contents through the returned tensor. */
 tgc_tensor *tgc_assign(tgc_tensor *target, tgc_tensor *value);
+/* Waits until everything launched on the context's device has finished
+ * (kernels run asynchronously on GPUs).  For timing. */
+tgc_status tgc_sync(tgc_ctx *ctx);
 /* Realizes x and copies its elements out, contiguous row-major;
  * nbytes must be numel * dtype size. */
 tgc_status tgc_to_host(tgc_tensor *x, void *dst, size_t nbytes);

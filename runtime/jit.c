@@ -37,6 +37,7 @@ struct tgc_jit {
   tgc_step_fn fn;
   void *user;
   int calls;
+  int mode;                              /* TGC_JIT when the JIT was made: 0, 1, 2 */
   bool running, recorded;
   int nin, nout;
   tgc_dtype in_dtype[TGC_JIT_MAX_IO];
@@ -183,7 +184,7 @@ static void drop_intermediates(tgc_jit *j) {
 
 static void make_graph(tgc_jit *j) {
   tgc_device *d = j->ctx->dev;
-  if (!d->graph_new || tgc_env_int("TGC_JIT", 1) == 2) return;
+  if (!d->graph_new || j->mode == 2) return;
   int n = j->rec.n;
   tgc_program **progs = tgc_xmalloc(sizeof *progs * (size_t)n);
   void ***bufs = tgc_xmalloc(sizeof *bufs * (size_t)n);
@@ -302,7 +303,10 @@ static tgc_status replay(tgc_jit *j, tgc_tensor *const *ins, int *nout, tgc_tens
     }
   }
   tgc_status st = TGC_OK;
-  if (j->graph) st = d->graph_launch(d, j->graph);
+  if (j->graph) {
+    st = d->graph_launch(d, j->graph);
+    j->ctx->stats.graph_replays++;
+  }
   for (int k = 0; !j->graph && k < j->rec.n && st == TGC_OK; k++)
     st = d->launch(d, j->rec.launches[k].prog, j->rec.launches[k].ptrs, NULL);
   j->ctx->stats.launches += (uint64_t)j->rec.n;
@@ -318,6 +322,7 @@ tgc_jit *tgc_jit_new(tgc_ctx *ctx, tgc_step_fn fn, void *user) {
   j->ctx = ctx;
   j->fn = fn;
   j->user = user;
+  j->mode = (int)tgc_env_int("TGC_JIT", 1);
   return j;
 }
 
@@ -328,8 +333,7 @@ tgc_status tgc_jit_call(tgc_jit *j, int nin, tgc_tensor *const *ins, int *nout, 
   tgc_status st = check_inputs(j, nin, ins);
   if (st != TGC_OK) return st;
   j->running = true;
-  long mode = tgc_env_int("TGC_JIT", 1);
-  if (mode == 0 || j->calls == 0) st = run_step(j, nin, ins, nout, outs);
+  if (j->mode == 0 || j->calls == 0) st = run_step(j, nin, ins, nout, outs);
   else if (!j->recorded) st = capture(j, nin, ins, nout, outs);
   else st = replay(j, ins, nout, outs);
   j->running = false;

@@ -238,6 +238,11 @@ tgc_tensor *tgc_assign(tgc_tensor *target, tgc_tensor *value) {
   return tgc_uop_new(t->ctx, TGC_OP_ASSIGN, t->dtype, 2, src, NULL, 0, t->ndim, t->shape);
 }
 
+tgc_status tgc_sync(tgc_ctx *ctx) {
+  if (!ctx) return tgc_set_error(TGC_ERR_ARG, "tgc_sync: ctx is NULL");
+  return ctx->dev->sync(ctx->dev);
+}
+
 tgc_status tgc_to_host(tgc_tensor *x, void *dst, size_t nbytes) {
   if (!x) return tgc_set_error(TGC_ERR_ARG, "tgc_to_host: tensor is NULL");
   if (!dst) return tgc_set_error(TGC_ERR_ARG, "tgc_to_host: destination is NULL");
