@@ -129,8 +129,13 @@ tgc_buffer *tgc_uop_realized(const tgc_uop *u) { return u->buf; }
 tgc_buffer *tgc_buffer_new(tgc_ctx *ctx, tgc_dtype dt, size_t numel) {
   size_t bytes = numel * (size_t)tgc_dtypes[dt].bytes;
   if (bytes == 0) bytes = 1;
+  tgc_clear_error();
   void *ptr = ctx->dev->alloc(ctx->dev, bytes);
-  if (!ptr) return tgc_fail(TGC_ERR_NOMEM, "out of %s memory allocating %zu bytes", ctx->dev->name, bytes);
+  if (!ptr) { /* keep what the device said, if it said anything */
+    char why[512] = "";
+    if (tgc_last_status() != TGC_OK) snprintf(why, sizeof why, " (%s)", tgc_last_error());
+    return tgc_fail(TGC_ERR_NOMEM, "out of %s memory allocating %zu bytes%s", ctx->dev->name, bytes, why);
+  }
   tgc_buffer *b = tgc_xcalloc(1, sizeof *b);
   *b = (tgc_buffer){.dev = ctx->dev, .ptr = ptr, .bytes = bytes, .dtype = dt, .refs = 1, .ctx = ctx};
   if (ctx->nbufs == ctx->bufs_cap) {
