@@ -61,6 +61,9 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(B)/obj/%.o)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+# gpu_check's pieces beside bench/gpu_check.c (not programs of their own).
+GPU_CHECK_SRCS := $(wildcard bench/gpu/*.c)
+GPU_CHECK_OBJS := $(GPU_CHECK_SRCS:%.c=$(B)/obj/%.o)
 
 STATIC_LIB := $(B)/libtgc.a
 SHARED_LIB := $(B)/libtgc.so
@@ -99,7 +102,7 @@ $(B)/flags: FORCE
 	@mkdir -p $(@D)
 	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(GPU_CHECK_OBJS:.o=.d)
 
 # ---- dependencies ----------------------------------------------------------
 
@@ -137,10 +140,13 @@ endif
 # ---- benchmarks ------------------------------------------------------------
 
 # Kept, not deleted as intermediates, so a second `make bench` builds nothing.
-.SECONDARY: $(BENCH_OBJS)
+.SECONDARY: $(BENCH_OBJS) $(GPU_CHECK_OBJS)
 $(B)/bench/%: $(B)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LIB) $(LIBS)
+
+# gpu_check also links its op checks and CUDA driver code from bench/gpu/.
+$(B)/bench/gpu_check: $(GPU_CHECK_OBJS)
 
 # bench/run.sh finds the binaries in $TGC_BENCH_DIR (an absolute path).
 bench: $(BENCH_BINS)
@@ -154,8 +160,9 @@ bench: $(BENCH_BINS)
 # gpu_check is built with the other benchmarks (make bench) but without
 # -march=native: it is built here and run on a GPU machine whose CPU may
 # lack this one's instructions.  `private` keeps the override from reaching
-# $(B)/flags, which every object shares.
-$(B)/obj/bench/gpu_check.o: private BENCH_CFLAGS :=
+# $(B)/flags, which every object shares.  The same for its pieces in
+# bench/gpu/.
+$(B)/obj/bench/gpu_check.o $(GPU_CHECK_OBJS): private BENCH_CFLAGS :=
 # jit too: gpu-check.sh runs it on the GPU machine (its kernels are
 # compiled by tgc at run time, for the machine they run on).
 $(B)/obj/bench/jit.o: private BENCH_CFLAGS :=
@@ -164,8 +171,8 @@ $(B)/obj/bench/jit.o: private BENCH_CFLAGS :=
 # elsewhere and copied with $(B), and the packages tgc builds with (xxhash
 # headers) are missing there, so make rebuilds the program only where it
 # can build tgc; otherwise the script runs the copied binary, or links one
-# from bench/gpu_check.c and $(B)/libtgc.a with gcc alone (the same for
-# the JIT benchmark, $(B)/bench/jit).
+# from bench/gpu_check.c, bench/gpu/*.c and $(B)/libtgc.a with gcc alone
+# (the same for the JIT benchmark, $(B)/bench/jit, from bench/jit.c).
 # (A '#' inside a function call is literal from make 4.3 on and starts a
 # comment before it; through a variable it works in both.)
 hash := \#

@@ -12,8 +12,8 @@
 # build/bench/gpu_check), copy the whole tree with build/ over, run this.
 # Nothing of tgc is rebuilt here; only if build/bench/gpu_check (or
 # build/bench/jit) is missing, or does not start on this machine, is the
-# program linked with gcc from bench/gpu_check.c (bench/jit.c) and
-# build/libtgc.a.
+# program linked with gcc from its sources (bench/gpu_check.c and
+# bench/gpu/*.c; bench/jit.c) and build/libtgc.a.
 #
 # Two runs of build/bench/gpu_check on one fresh TGC_CACHE_DIR: the first
 # (empty cache) runs the op checks, the matvec table and the op checks again
@@ -70,33 +70,34 @@ echo "cache:   TGC_CACHE_DIR=$TGC_CACHE_DIR (fresh, removed at the end)"
 
 # ---- the program ---------------------------------------------------------------
 
-# Links program $1 from source $2 with gcc alone: tgc's sources need
-# packages this machine may lack, the program and the copied libtgc.a do
-# not.  Non-zero status if it cannot.
+# Links program $1 from its sources, $2 and any after it, with gcc alone:
+# tgc's sources need packages this machine may lack, the program and the
+# copied libtgc.a do not.  Non-zero status if it cannot.
 link() {
   if [ ! -f build/libtgc.a ]; then
     echo "gpu-check: build/libtgc.a is missing: run make where tgc builds and copy build/ here" >&2
     return 2
   fi
   mkdir -p "$(dirname "$1")"
-  echo "gpu-check: linking $1 from $2 and build/libtgc.a"
-  "${CC:-gcc}" -std=c11 -O2 -g -pthread -Iinclude -o "$1" "$2" build/libtgc.a -ldl -lm -pthread
+  echo "gpu-check: linking $1 from ${*:2} and build/libtgc.a"
+  "${CC:-gcc}" -std=c11 -O2 -g -pthread -Iinclude -o "$1" "${@:2}" build/libtgc.a -ldl -lm -pthread
 }
 
 # Sets the variable named $1, a program's path, to a program that runs
-# here: the one named, linked from source $2 if missing; or, if it does not
-# start here (a binary from another machine: an older C library), a private
-# one linked from the source.  Non-zero status if none can be had.
+# here: the one named, linked from its sources ($2, its main, and any after
+# it) if missing; or, if it does not start here (a binary from another
+# machine: an older C library), a private one linked from the sources.
+# Non-zero status if none can be had.
 runnable() {
   local -n prog=$1
-  if [ ! -x "$prog" ]; then link "$prog" "$2" || return; fi
+  if [ ! -x "$prog" ]; then link "$prog" "${@:2}" || return; fi
   if ! "$prog" --help >/dev/null 2>&1; then
     echo "gpu-check: $prog does not run here: $("$prog" --help 2>&1 | head -n 1)"
     prog=$logs/$(basename "$2" .c)
-    link "$prog" "$2" || return
+    link "$prog" "${@:2}" || return
   fi
 }
-runnable bin bench/gpu_check.c || exit $?
+runnable bin bench/gpu_check.c bench/gpu/*.c || exit $?
 # Without its program only the JIT part is skipped.
 if ! runnable jbin bench/jit.c; then
   echo "gpu-check: no runnable $jbin; the JIT part will be skipped"
