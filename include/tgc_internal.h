@@ -438,6 +438,44 @@ void *tgc_so_load(const void *bin, size_t len);
 void tgc_so_unload(void *handle);
 
 /* ======================================================================
+ * runtime/dl.c: libraries opened with dlopen
+ * ==================================================================== */
+
+#include <pthread.h> /* pthread_once_t */
+
+/* A symbol to look up: its name, an older name to fall back on (NULL for
+ * none; the _v2 driver entry points are newer than the oldest drivers tgc
+ * should run on), and the offset in the table of function pointers where
+ * its address goes. */
+typedef struct tgc_dl_sym {
+  const char *name, *alt;
+  size_t off;
+} tgc_dl_sym;
+/* Fills the table at api with syms[0..n) from the dlopen handle lib;
+ * returns the first name found under neither spelling, NULL when all were
+ * found (the entries before a missing one are filled). */
+const char *tgc_dl_bind(void *lib, void *api, const tgc_dl_sym *syms, size_t n);
+
+/* Outcome of a one-time load: the failure is replayed to every caller. */
+typedef struct tgc_dl_lib {
+  bool ok;           /* set by the load function when it succeeds */
+  tgc_status status; /* of the failure */
+  char err[1024];    /* the failure's message */
+} tgc_dl_lib;
+/* Records the load's failure in st (printf-style); st->ok stays false. */
+void tgc_dl_fail(tgc_dl_lib *st, tgc_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Runs load once per process (pthread_once on *once); load fills st.
+ * Returns st->ok, setting st's error for the calling thread when false. */
+bool tgc_dl_ready(pthread_once_t *once, void (*load)(void), const tgc_dl_lib *st);
+
+/* runtime/nvrtc.c, for the CUDA device's compiler id: the options NVRTC
+ * compiles for arch with, space-separated and malloc'd
+ * ("--gpu-architecture=sm_90 -I/usr/local/cuda/include --std=c++17");
+ * NULL with an error set if NVRTC cannot be loaded. */
+char *tgc_nvrtc_options(const char *arch);
+
+/* ======================================================================
  * runtime/device.c, runtime/cpu.c: devices
  * ==================================================================== */
 
@@ -489,7 +527,7 @@ tgc_device *tgc_cpu_new(int nthreads); /* NULL + error on failure */
  * with dlopen.  NULL + an error naming the missing library or the failing
  * call when CUDA cannot be used. */
 tgc_device *tgc_cuda_new(void);
-/* NVRTC alone (no GPU needed): compiles one CUDA source for arch
+/* runtime/nvrtc.c.  NVRTC alone (no GPU needed): compiles one CUDA source for arch
  * ("sm_90") into a malloc'd CUBIN.  TGC_ERR_UNSUPPORTED when NVRTC cannot
  * be loaded; TGC_ERR_COMPILE with NVRTC's log when the source fails. */
 tgc_status tgc_nvrtc_compile(const char *src, const char *arch, void **cubin, size_t *len);
