@@ -222,10 +222,22 @@ static int in_range(lower *L, int a, int64_t lo, int64_t hi) {
   return r;
 }
 
+/* sum(voff[k] * var k): where a window that moves with variables sits. */
+static int var_terms(lower *L, const tgc_view *v) {
+  int t = iconst(L, 0);
+  for (int k = 0; k < 4; k++) {
+    if (!v->voff[k]) continue;
+    int var = emit_full(L, TGC_OP_DEFINE_VAR, TGC_I64, 1, 0, NULL, (tgc_cval){k, k}, -(INT64_MAX / 4), INT64_MAX / 4);
+    if (k + 1 > L->p->info.nvars) L->p->info.nvars = k + 1;
+    t = iadd(L, t, imul(L, var, v->voff[k]));
+  }
+  return t;
+}
+
 /* Index and validity of a leaf's element, for the current axis values. */
 static void view_index(lower *L, const tgc_st *st, const int *vals, int *idx, int *valid) {
   const tgc_view *v = tgc_st_top(st);
-  int lin = iconst(L, v->offset), ok = bconst(L, true);
+  int lin = iadd(L, iconst(L, v->offset), var_terms(L, v)), ok = bconst(L, true);
   for (int i = 0; i < v->ndim; i++) {
     if (v->shape[i] == 1) continue;
     lin = iadd(L, lin, imul(L, vals[i], v->strides[i]));
@@ -234,7 +246,7 @@ static void view_index(lower *L, const tgc_st *st, const int *vals, int *idx, in
   for (int k = st->nviews - 2; k >= 0; k--) {
     const tgc_view *w = &st->views[k];
     int64_t after = 1;
-    int nl = iconst(L, w->offset);
+    int nl = iadd(L, iconst(L, w->offset), var_terms(L, w));
     for (int d = w->ndim - 1; d >= 0; d--) {
       if (w->shape[d] == 1) continue;
       int x = imodc(L, idivc(L, lin, after), w->shape[d]);

@@ -117,6 +117,7 @@ static char *name_of(const tgc_lang *lang, const tgc_lin *l, int i) {
   case TGC_OP_CONST: return literal(lang, l);
   case TGC_OP_DEFINE_GLOBAL: snprintf(buf, sizeof buf, "b%lld", (long long)l->c.i); break;
   case TGC_OP_SPECIAL: snprintf(buf, sizeof buf, "%s", FIELD(lang, special[l->c.i])); break;
+  case TGC_OP_DEFINE_VAR: snprintf(buf, sizeof buf, lang->gpu ? "var%lld" : "vars[%lld]", (long long)l->c.i); break;
   case TGC_OP_DEFINE_ACC: snprintf(buf, sizeof buf, "acc%d", i); break;
   case TGC_OP_DEFINE_LOCAL: snprintf(buf, sizeof buf, "temp%d", i); break;
   case TGC_OP_RANGE: snprintf(buf, sizeof buf, "i%d", i); break;
@@ -271,7 +272,8 @@ static void render_control(rctx *r, int i) {
 static void render_ins(rctx *r, int i) {
   const tgc_lin *l = &r->p->ins[i];
   switch (l->op) {
-  case TGC_OP_CONST: case TGC_OP_DEFINE_GLOBAL: case TGC_OP_SPECIAL: return; /* named inline */
+  case TGC_OP_CONST: case TGC_OP_DEFINE_GLOBAL: case TGC_OP_SPECIAL: case TGC_OP_DEFINE_VAR:
+    return; /* named inline */
   case TGC_OP_RANGE: case TGC_OP_ENDRANGE: case TGC_OP_IF: case TGC_OP_ENDIF: case TGC_OP_BARRIER:
   case TGC_OP_DEFINE_LOCAL: case TGC_OP_DEFINE_ACC: case TGC_OP_ACC_ASSIGN:
     render_control(r, i);
@@ -483,6 +485,8 @@ static void gpu_params(tgc_str *out, const tgc_lang *lang, const tgc_linprog *p,
   for (int i = 0; i < p->info.nglobals; i++)
     tgc_str_fmt(out, "%s%s%s%s *%sb%d", i ? ", " : "", glob, i ? "const " : "",
                 pname(lang, p->info.gdtype[i]), p->info.may_alias ? "" : rs, i);
+  for (int k = 0; k < p->info.nvars; k++) /* variables, after the buffers */
+    tgc_str_fmt(out, ", %s var%d", tname(lang, TGC_I64), k);
   tgc_str_cat(out, ") {\n");
 }
 

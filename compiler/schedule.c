@@ -85,7 +85,7 @@ typedef struct sched {
   imap memo;      /* scratch per pass */
 } sched;
 
-static bool done(const tgc_uop *u) { return u->buf != NULL; }
+static bool done(const tgc_uop *u) { return tgc_uop_current(u); }
 static bool is_rp(sched *s, const tgc_uop *u) { return imap_get(&s->realize, u, 0); }
 static void mark(sched *s, tgc_uop *u) { imap_put(&s->realize, u, 1); }
 
@@ -291,6 +291,7 @@ static tgc_uop *view_node(tgc_ctx *ctx, tgc_st st) {
     tgc_view *d = &c.views[v], *o = &st.views[v];
     d->ndim = o->ndim;
     d->offset = o->offset;
+    memcpy(d->voff, o->voff, sizeof d->voff);
     d->has_mask = o->has_mask;
     for (int i = 0; i < o->ndim; i++) {
       d->shape[i] = o->shape[i];
@@ -477,7 +478,7 @@ static built build(kbuild *k, tgc_uop *u) {
 /* The store's view stack for an ASSIGN: its target chain applied to the
  * base buffer's contiguous view. */
 static tgc_uop *assign_base(tgc_uop *target, tgc_st *st) {
-  if (!IS_MOVE(target->op) || target->buf) {
+  if (!IS_MOVE(target->op) || tgc_uop_current(target)) {
     *st = tgc_st_contiguous(target->ndim, target->shape);
     return target;
   }

@@ -67,6 +67,7 @@ static bool reshape_view(const tgc_view *v, int nn, const int64_t *ns, tgc_view 
   memset(out, 0, sizeof *out);
   out->ndim = nn;
   out->offset = v->offset;
+  memcpy(out->voff, v->voff, sizeof out->voff);
   for (int i = 0; i < nn; i++) {
     out->shape[i] = ns[i];
     out->mask[i][1] = ns[i];
@@ -175,6 +176,19 @@ void tgc_st_shrink(tgc_st *st, const int64_t *ranges) {
   tidy_mask(v);
 }
 
+/* A window that moves with a variable: the offset gains stride * var.  A
+ * masked axis cannot move (its mask would depend on the variable). */
+static bool st_shrinkv(tgc_st *st, const tgc_shrinkv *w) {
+  tgc_view *v = top(st);
+  int a = w->axis;
+  if (v->has_mask && (v->mask[a][0] != 0 || v->mask[a][1] != v->shape[a])) return false;
+  v->offset += w->start * v->strides[a];
+  v->voff[w->var] += v->strides[a];
+  v->shape[a] = w->len;
+  if (v->has_mask) v->mask[a][1] = w->len;
+  return true;
+}
+
 void tgc_st_flip(tgc_st *st, uint32_t axes) {
   tgc_view *v = top(st);
   for (int i = 0; i < v->ndim; i++) {
@@ -198,6 +212,7 @@ bool tgc_st_apply(tgc_st *st, const tgc_uop *m) {
   case TGC_OP_PAD: tgc_st_pad(st, m->arg); return true;
   case TGC_OP_SHRINK: tgc_st_shrink(st, m->arg); return true;
   case TGC_OP_FLIP: tgc_st_flip(st, *(const uint32_t *)m->arg); return true;
+  case TGC_OP_SHRINKV: return st_shrinkv(st, m->arg);
   default: TGC_ASSERT(!"not a movement op");
   }
   return false;
@@ -205,7 +220,8 @@ bool tgc_st_apply(tgc_st *st, const tgc_uop *m) {
 
 bool tgc_st_is_contiguous(const tgc_st *st) {
   const tgc_view *v = tgc_st_top(st);
-  if (st->nviews != 1 || v->has_mask || v->offset) return false;
+  if (st->nviews != 1 || v->has_mask || v->offset || v->voff[0] || v->voff[1] || v->voff[2] || v->voff[3])
+    return false;
   tgc_view c;
   tgc_view_contiguous(&c, v->ndim, v->shape);
   for (int i = 0; i < v->ndim; i++)
@@ -227,9 +243,10 @@ static bool is_linear(const tgc_view *v) {
 void tgc_st_simplify(tgc_st *st) {
   for (int i = 0; i < st->nviews; i++) tidy_mask(&st->views[i]);
   while (st->nviews > 1 && is_linear(&st->views[st->nviews - 2])) {
-    int64_t off = st->views[st->nviews - 2].offset;
+    tgc_view low = st->views[st->nviews - 2];
     st->views[st->nviews - 2] = st->views[st->nviews - 1];
-    st->views[st->nviews - 2].offset += off;
+    st->views[st->nviews - 2].offset += low.offset;
+    for (int k = 0; k < 4; k++) st->views[st->nviews - 2].voff[k] += low.voff[k];
     st->nviews--;
   }
 }

@@ -267,6 +267,20 @@ tgc_status tgc_sync(tgc_ctx *ctx);
  * nbytes must be numel * dtype size. */
 tgc_status tgc_to_host(tgc_tensor *x, void *dst, size_t nbytes);
 
+/* ---- variables ------------------------------------------------------------
+ * A variable (start_pos) is a value bound per call, read by kernels as an
+ * argument: kernels that use it are compiled once for every value.  At
+ * most 4 per context; owned by the context. */
+typedef struct tgc_var tgc_var;
+/* NULL (with an error) for a bad name, min > max, or too many variables. */
+tgc_var *tgc_var_new(tgc_ctx *ctx, const char *name, int64_t min, int64_t max);
+/* TGC_ERR_ARG if value is outside [min, max].  Results that depend on the
+ * variable are recomputed when realized after a new binding. */
+tgc_status tgc_var_bind(tgc_var *v, int64_t value);
+/* A window of x along axis that moves with v: [v + start, v + start + len).
+ * Every value in [min, max] must keep the window inside the axis. */
+tgc_tensor *tgc_shrink_var(tgc_tensor *x, int axis, tgc_var *v, int64_t start, int64_t len);
+
 /* ---- the JIT -------------------------------------------------------------
  * A JIT wraps a step function that builds a graph from its inputs and
  * realizes its outputs (a LLaMA decode step).  Call 1 runs the step

@@ -151,6 +151,8 @@ struct tgc_uop {
   uint8_t dtype;        /* tgc_dtype of the result (elements for kernel ops) */
   uint8_t nsrc;
   int8_t ndim;          /* derived shape; 0 for kernel and linear ops */
+  bool vardep;          /* its value depends on a variable's binding */
+  uint32_t epoch;       /* ctx->var_epoch when it was realized (vardep nodes) */
   uint32_t id;          /* creation order, unique in the context */
   uint64_t hash;
   const int64_t *shape; /* ndim entries, in the arena */
@@ -163,6 +165,12 @@ struct tgc_uop {
 };
 typedef struct tgc_uop tgc_uop;
 
+/* SHRINKV's arg: axis `axis` keeps [var + start, var + start + len). */
+typedef struct tgc_shrinkv {
+  int axis, var;
+  int64_t start, len;
+} tgc_shrinkv;
+
 /* Makes (or finds) a node; shape is copied.  Never fails (arena memory). */
 tgc_uop *tgc_uop_new(tgc_ctx *ctx, tgc_op op, tgc_dtype dt, int nsrc, tgc_uop *const *src,
                      const void *arg, size_t arglen, int ndim, const int64_t *shape);
@@ -171,6 +179,8 @@ tgc_uop *tgc_uop_buffer(tgc_ctx *ctx, tgc_buffer *b, int ndim, const int64_t *sh
 /* The node's value as a buffer, or NULL if not realized (BUFFER nodes,
  * realized nodes, and ASSIGN nodes after their kernel ran). */
 tgc_buffer *tgc_uop_realized(const tgc_uop *u);
+/* Realized, and for the variables' current bindings. */
+bool tgc_uop_current(const tgc_uop *u);
 int64_t tgc_shape_numel(int ndim, const int64_t *shape);
 /* "[2,3]" into buf; returns buf. */
 char *tgc_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
@@ -186,6 +196,7 @@ typedef struct tgc_view {
   int64_t shape[TGC_MAX_DIMS + 4];
   int64_t strides[TGC_MAX_DIMS + 4];
   int64_t offset;
+  int64_t voff[4];   /* plus voff[k] * (value of variable k): a window that moves */
   bool has_mask;
   int64_t mask[TGC_MAX_DIMS + 4][2];
 } tgc_view;
@@ -564,6 +575,14 @@ void tgc_jit_note_launch(tgc_ctx *ctx, tgc_program *p, int nbufs, tgc_buffer *co
  * the context (runtime/realize.c)
  * ==================================================================== */
 
+#define TGC_MAX_VARS 4 /* variables per context (tgc_var_new) */
+struct tgc_var {
+  tgc_ctx *ctx;
+  int index;           /* kernel argument vars[index] */
+  char name[32];
+  int64_t min, max;
+};
+
 struct tgc_ctx {
   tgc_arena *arena;     /* graph nodes, shapes, args */
   tgc_uop **table;      /* hash-cons table, open hashing with chains */
@@ -576,6 +595,11 @@ struct tgc_ctx {
   char *dump_dir;       /* TGC_DUMP, or NULL */
   bool xcheck_cuda;     /* TGC_XCHECK=cuda: also compile each kernel for CUDA with NVRTC */
   struct tgc_jit_capture *capture; /* set while a JIT records its step (runtime/jit.c) */
+  struct tgc_var *vars[TGC_MAX_VARS];
+  int nvars;
+  int64_t var_values[TGC_MAX_VARS]; /* current bindings, passed to every launch */
+  bool var_bound[TGC_MAX_VARS];
+  uint32_t var_epoch;   /* bumped by every binding: var-dependent results go stale */
   struct tgc_progcache *progs; /* program cache (runtime/program.c) */
   tgc_buffer **bufs;    /* every live buffer, for tgc_ctx_free */
   int nbufs, bufs_cap;

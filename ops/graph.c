@@ -107,6 +107,8 @@ tgc_uop *tgc_uop_new(tgc_ctx *ctx, tgc_op op, tgc_dtype dt, int nsrc, tgc_uop *c
   u->arglen = (uint32_t)arglen;
   static const int64_t no_dims[1] = {0}; /* 0-d nodes: a valid, empty shape */
   u->shape = ndim ? tgc_arena_dup(ctx->arena, shape, sizeof *shape * (size_t)ndim) : no_dims;
+  u->vardep = op == TGC_OP_SHRINKV;
+  for (int i = 0; i < nsrc; i++) u->vardep |= src[i]->vardep;
   u->next = *bucket;
   *bucket = u;
   ctx->table_count++;
@@ -123,6 +125,10 @@ tgc_uop *tgc_uop_buffer(tgc_ctx *ctx, tgc_buffer *b, int ndim, const int64_t *sh
 }
 
 tgc_buffer *tgc_uop_realized(const tgc_uop *u) { return u->buf; }
+
+bool tgc_uop_current(const tgc_uop *u) {
+  return u->buf && (!u->vardep || u->op == TGC_OP_BUFFER || u->epoch == u->ctx->var_epoch);
+}
 
 /* ---- buffers ---------------------------------------------------------- */
 

@@ -261,7 +261,7 @@ const int64_t *tgc_shape(const tgc_tensor *t) { return t ? t->shape : NULL; }
 int64_t tgc_numel(const tgc_tensor *t) { return t ? tgc_shape_numel(t->ndim, t->shape) : -1; }
 tgc_dtype tgc_dtype_of(const tgc_tensor *t) { return t ? (tgc_dtype)t->dtype : TGC_NUM_DTYPES; }
 tgc_ctx *tgc_ctx_of(const tgc_tensor *t) { return t ? t->ctx : NULL; }
-bool tgc_is_realized(const tgc_tensor *t) { return t && t->buf; }
+bool tgc_is_realized(const tgc_tensor *t) { return t && tgc_uop_current(t); }
 
 /* ---- broadcasting and elementwise ---------------------------------------- */
 
@@ -666,4 +666,46 @@ tgc_tensor *tgc_cat(int n, tgc_tensor *const *xs, int axis) {
     out = out ? (x0->dtype == TGC_BOOL ? tgc_or(out, p) : tgc_add(out, p)) : p;
   }
   return out;
+}
+
+/* ---- variables ------------------------------------------------------------ */
+
+tgc_var *tgc_var_new(tgc_ctx *ctx, const char *name, int64_t min, int64_t max) {
+  if (!ctx || !name || !*name || strlen(name) >= sizeof ((tgc_var *)0)->name)
+    return tgc_fail(TGC_ERR_ARG, "tgc_var_new: need a context and a name of 1 to 31 characters");
+  if (min > max) return tgc_fail(TGC_ERR_ARG, "tgc_var_new: %s: min %lld > max %lld", name, (long long)min, (long long)max);
+  if (ctx->nvars == TGC_MAX_VARS) return tgc_fail(TGC_ERR_UNSUPPORTED, "tgc_var_new: at most %d variables", TGC_MAX_VARS);
+  tgc_var *v = tgc_arena_alloc(ctx->arena, sizeof *v);
+  *v = (tgc_var){.ctx = ctx, .index = ctx->nvars, .min = min, .max = max};
+  snprintf(v->name, sizeof v->name, "%s", name);
+  ctx->vars[ctx->nvars++] = v;
+  return v;
+}
+
+tgc_status tgc_var_bind(tgc_var *v, int64_t value) {
+  if (!v) return tgc_set_error(TGC_ERR_ARG, "tgc_var_bind: variable is NULL");
+  if (value < v->min || value > v->max)
+    return tgc_set_error(TGC_ERR_ARG, "tgc_var_bind: %s = %lld is outside [%lld, %lld]", v->name, (long long)value,
+                         (long long)v->min, (long long)v->max);
+  tgc_ctx *ctx = v->ctx;
+  if (!ctx->var_bound[v->index] || ctx->var_values[v->index] != value) ctx->var_epoch++;
+  ctx->var_values[v->index] = value;
+  ctx->var_bound[v->index] = true;
+  return TGC_OK;
+}
+
+tgc_tensor *tgc_shrink_var(tgc_tensor *x, int axis, tgc_var *v, int64_t start, int64_t len) {
+  if (!x) return NULL;
+  if (!v || v->ctx != x->ctx) return tgc_fail(TGC_ERR_ARG, "shrink_var: the variable is NULL or from another context");
+  int a = norm_axis("shrink_var", axis, x->ndim);
+  if (a < 0) return NULL;
+  if (len < 1 || v->min + start < 0 || v->max + start + len > x->shape[a])
+    return tgc_fail(TGC_ERR_ARG, "shrink_var: [%s%+lld, %s%+lld) leaves axis %d (size %lld) for %s in [%lld, %lld]",
+                    v->name, (long long)start, v->name, (long long)(start + len), axis, (long long)x->shape[a],
+                    v->name, (long long)v->min, (long long)v->max);
+  int64_t s[TGC_MAX_DIMS];
+  memcpy(s, x->shape, sizeof *s * (size_t)x->ndim);
+  s[a] = len;
+  tgc_shrinkv arg = {a, v->index, start, len};
+  return move(x, TGC_OP_SHRINKV, &arg, sizeof arg, x->ndim, s);
 }

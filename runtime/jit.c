@@ -49,6 +49,7 @@ struct tgc_jit {
   tgc_buffer **pool;                     /* planned intermediates */
   int npool;
   void *graph;                           /* device launch graph, or NULL */
+  int64_t graph_vars[TGC_MAX_VARS];      /* variable values the graph's nodes hold */
 };
 
 /* ---- capture hooks (called by realize.c and graph.c) ------------------ */
@@ -189,9 +190,11 @@ static void make_graph(tgc_jit *j) {
   tgc_program **progs = tgc_xmalloc(sizeof *progs * (size_t)n);
   void ***bufs = tgc_xmalloc(sizeof *bufs * (size_t)n);
   const int64_t **vars = tgc_xcalloc((size_t)n, sizeof *vars);
+  memcpy(j->graph_vars, j->ctx->var_values, sizeof j->graph_vars);
   for (int k = 0; k < n; k++) {
     progs[k] = j->rec.launches[k].prog;
     bufs[k] = j->rec.launches[k].ptrs;
+    vars[k] = j->graph_vars;
   }
   j->graph = d->graph_new(d, n, progs, bufs, vars);
   if (!j->graph) tgc_clear_error(); /* plain launches then */
@@ -287,30 +290,38 @@ static tgc_status capture(tgc_jit *j, int nin, tgc_tensor *const *ins, int *nout
  * when the graph cannot take the new bindings: it is dropped then). */
 static tgc_status replay(tgc_jit *j, tgc_tensor *const *ins, int *nout, tgc_tensor **outs) {
   tgc_device *d = j->ctx->dev;
+  const int64_t *vars = j->ctx->var_values;
+  bool vars_moved = memcmp(j->graph_vars, vars, sizeof j->graph_vars) != 0;
   for (int k = 0; k < j->rec.n; k++) {
     rec_launch *l = &j->rec.launches[k];
-    bool changed = false;
+    bool changed = vars_moved && l->prog->info.nvars > 0;
     for (int s = 0; s < l->nbufs; s++) {
       if (l->kind[s] != SLOT_INPUT) continue;
       void *p = ins[l->index[s]]->buf->ptr;
       changed |= l->ptrs[s] != p;
       l->ptrs[s] = p;
     }
-    if (j->graph && changed && d->graph_update(d, j->graph, k, l->ptrs, NULL) != TGC_OK) {
+    if (j->graph && changed && d->graph_update(d, j->graph, k, l->ptrs, vars) != TGC_OK) {
       d->graph_free(d, j->graph);
       j->graph = NULL;
       tgc_clear_error();
     }
   }
+  memcpy(j->graph_vars, vars, sizeof j->graph_vars);
+  for (int k = 0; k < j->rec.n; k++)
+    for (int v = 0; v < j->rec.launches[k].prog->info.nvars; v++)
+      if (!j->ctx->var_bound[v])
+        return tgc_set_error(TGC_ERR_ARG, "tgc_jit_call: variable %s is not bound", j->ctx->vars[v]->name);
   tgc_status st = TGC_OK;
   if (j->graph) {
     st = d->graph_launch(d, j->graph);
     j->ctx->stats.graph_replays++;
   }
   for (int k = 0; !j->graph && k < j->rec.n && st == TGC_OK; k++)
-    st = d->launch(d, j->rec.launches[k].prog, j->rec.launches[k].ptrs, NULL);
+    st = d->launch(d, j->rec.launches[k].prog, j->rec.launches[k].ptrs, vars);
   j->ctx->stats.launches += (uint64_t)j->rec.n;
   j->ctx->stats.replays++;
+  for (int i = 0; i < j->nout; i++) j->outs[i]->epoch = j->ctx->var_epoch; /* current now */
   *nout = j->nout;
   memcpy(outs, j->outs, sizeof *outs * (size_t)j->nout);
   return st;

@@ -103,7 +103,7 @@ void tgc_stats_reset(tgc_ctx *ctx) {
 /* The realized node whose memory an assign writes. */
 static tgc_uop *assign_base(tgc_uop *u) {
   tgc_uop *t = u->src[0];
-  while (!t->buf) t = t->src[0];
+  while (!tgc_uop_current(t)) t = t->src[0];
   return t;
 }
 
@@ -126,8 +126,13 @@ static tgc_status run_kernel(tgc_ctx *ctx, const tgc_kernel *k, const tgc_progra
     bufs[i] = owners[i]->ptr;
   }
   if (ctx->capture) tgc_jit_note_launch(ctx, (tgc_program *)p, k->nbufs, owners);
+  for (int v = 0; v < p->info.nvars; v++)
+    if (!ctx->var_bound[v])
+      return tgc_set_error(TGC_ERR_ARG, "tgc_realize: variable %s is not bound (tgc_var_bind)",
+                           ctx->vars[v] ? ctx->vars[v]->name : "?");
   double t0 = ctx->debug >= 2 ? tgc_now() : 0;
-  tgc_status st = ctx->dev->launch(ctx->dev, p, bufs, NULL);
+  tgc_status st = ctx->dev->launch(ctx->dev, p, bufs, ctx->var_values);
+  out->epoch = ctx->var_epoch;
   ctx->stats.launches++;
   if (ctx->debug >= 2) {
     ctx->dev->sync(ctx->dev);
@@ -218,7 +223,7 @@ tgc_tensor *tgc_assign(tgc_tensor *target, tgc_tensor *value) {
   if (!target || !value) return NULL;
   if (target->ctx != value->ctx) return tgc_fail(TGC_ERR_ARG, "assign: operands belong to different contexts");
   tgc_uop *t = target;
-  while (!t->buf) {
+  while (!tgc_uop_current(t)) {
     if (!IS_MOVE(t->op) || t->op == TGC_OP_PAD || t->op == TGC_OP_EXPAND)
       return tgc_fail(TGC_ERR_ARG, "assign: the target must be a realized tensor or a view of one made "
                                    "by reshape, permute, shrink or flip (found %s)", tgc_ops[t->op].name);
@@ -249,7 +254,7 @@ tgc_status tgc_to_host(tgc_tensor *x, void *dst, size_t nbytes) {
   size_t want = (size_t)tgc_numel(x) * (size_t)tgc_dtypes[x->dtype].bytes;
   if (nbytes != want)
     return tgc_set_error(TGC_ERR_ARG, "tgc_to_host: the tensor has %zu bytes, the destination %zu", want, nbytes);
-  if (!x->buf) {
+  if (!tgc_uop_current(x)) {
     tgc_status st = tgc_realize(x->ctx, 1, &x);
     if (st != TGC_OK) return st;
   }
