@@ -642,9 +642,43 @@ static void check_embedding(suite *s) {
 }
 
 typedef void (*check_fn)(suite *s);
+/* ---- checks: variables and the JIT ------------------------------------------- */
+
+typedef struct window_step {
+  tgc_var *pos;
+} window_step;
+
+static tgc_status window_fn(tgc_ctx *ctx, void *user, int nin, tgc_tensor *const *ins, int *nout,
+                            tgc_tensor **outs) {
+  window_step *w = user;
+  (void)nin;
+  tgc_tensor *win = tgc_shrink_var(ins[0], 0, w->pos, 0, 64);
+  outs[0] = tgc_add(tgc_mul(win, tgc_scalar(ctx, TGC_F32, 2)), tgc_scalar(ctx, TGC_F32, 1));
+  *nout = 1;
+  return tgc_realize(ctx, 1, outs);
+}
+
+/* A window at start_pos, through the JIT (CUDA graph replays with the
+ * variable's new value each call): every call must read its own window. */
+static void check_var_window_jit(suite *s) {
+  double *x = randint(128, -50, 50, 730), want[64];
+  tgc_tensor *t = up(s->ctx, TGC_F32, SH(128), x), *out[TGC_JIT_MAX_IO];
+  window_step w = {tgc_var_new(s->ctx, "start_pos", 0, 63)};
+  tgc_jit *j = w.pos ? tgc_jit_new(s->ctx, window_fn, &w) : NULL;
+  for (int call = 0; call < 6; call++) {
+    int pos = (call * 11) % 64, nout = 0;
+    char name[96];
+    snprintf(name, sizeof name, "x[start_pos:start_pos+64]*2+1 via the JIT, call %d, start_pos %d", call + 1, pos);
+    for (int i = 0; i < 64; i++) want[i] = 2 * x[pos + i] + 1;
+    bool ok = j && tgc_var_bind(w.pos, pos) == TGC_OK && tgc_jit_call(j, 1, &t, &nout, out) == TGC_OK;
+    expect(s, name, ok ? out[0] : NULL, 64, want, NULL, EXACT);
+  }
+  tgc_jit_free(j);
+}
+
 static const check_fn all_checks[] = {
-    check_elementwise, check_where, check_casts, check_ints,    check_reduce,
-    check_big_sum,     check_rows,  check_matmul, check_movement, check_cat, check_embedding,
+    check_elementwise, check_where, check_casts, check_ints,    check_reduce,    check_big_sum,
+    check_rows,        check_matmul, check_movement, check_cat, check_embedding, check_var_window_jit,
 };
 
 void run_checks(suite *s) {
