@@ -97,31 +97,52 @@ static void print_ast(const tgc_uop *a, int depth) {
   for (int i = 0; i < a->nsrc; i++) print_ast(a->src[i], depth + 1);
 }
 
+/* Optimises and lowers a kernel for a language; NULL with an error if its
+ * shape cannot be lowered. */
+static tgc_linprog *generate(tgc_ctx *ctx, tgc_uop *ast, const tgc_lang *lang) {
+  tgc_kshape ks;
+  tgc_linprog *lp = NULL;
+  if (tgc_kshape_init(&ks, ast)) {
+    if (!ctx->noopt) tgc_opt_heuristic(&ks, lang);
+    lp = tgc_lower(ast, &ks, lang);
+  } else {
+    tgc_set_error(TGC_ERR_UNSUPPORTED, "kernel shape cannot be lowered");
+  }
+  tgc_kshape_free(&ks);
+  return lp;
+}
+
+/* The source with its function renamed: the name occurs once, in the
+ * signature, as "name(". */
+static char *rename_kernel(const char *src, const char *from, const char *to) {
+  char pat[80];
+  snprintf(pat, sizeof pat, " %s(", from);
+  const char *at = strstr(src, pat);
+  TGC_ASSERT(at);
+  tgc_str out = {0};
+  tgc_str_fmt(&out, "%.*s %s(%s", (int)(at - src), src, to, at + strlen(pat));
+  return out.s;
+}
+
 /* Renders the kernel; the function name carries the source's key. */
 static char *render_kernel(tgc_ctx *ctx, tgc_uop *ast, const char *ccid, tgc_prog_info *info,
                            tgc_key *key) {
-  tgc_kshape ks;
-  if (!tgc_kshape_init(&ks, ast)) {
-    tgc_kshape_free(&ks);
-    return tgc_fail(TGC_ERR_UNSUPPORTED, "kernel shape cannot be lowered");
-  }
-  if (!ctx->noopt) tgc_opt_heuristic(&ks, ctx->dev->lang);
   if (ctx->debug >= 5) print_ast(ast, 0);
-  tgc_linprog *lp = tgc_lower(ast, &ks, ctx->dev->lang);
-  tgc_kshape_free(&ks);
-  char *src = tgc_render(ctx->dev->lang, lp);
+  tgc_linprog *lp = generate(ctx, ast, ctx->dev->lang);
+  if (!lp) return NULL;
+  char *base = tgc_render(ctx->dev->lang, lp);
   tgc_hasher *h = tgc_hasher_new();
-  tgc_hasher_feed_str(h, src);
+  tgc_hasher_feed_str(h, base);
   tgc_hasher_feed_str(h, ccid);
   tgc_hasher_feed_str(h, ctx->dev->lang->name);
   *key = tgc_hasher_finish(h);
-  char hex[33];
+  char hex[33], name[sizeof lp->info.name];
   tgc_key_hex(*key, hex);
-  size_t len = strlen(lp->info.name);
-  snprintf(lp->info.name + len, sizeof lp->info.name - len, "_%.12s", hex);
-  free(src);
-  src = tgc_render(ctx->dev->lang, lp);
+  snprintf(name, sizeof name, "%.48s_%.12s", lp->info.name, hex);
+  char *src = rename_kernel(base, lp->info.name, name);
+  free(base);
   *info = lp->info;
+  snprintf(info->name, sizeof info->name, "%s", name);
   tgc_linprog_free(lp);
   if (ctx->debug >= 3) fprintf(stderr, "tgc: %s opts: %s\n", info->name, info->opts[0] ? info->opts : "none");
   if (ctx->debug >= 4) fprintf(stderr, "%s\n", src);
@@ -142,14 +163,8 @@ static tgc_status xcheck_cuda(tgc_ctx *ctx, tgc_uop *ast) {
     tgc_clear_error();
     return TGC_OK;
   }
-  tgc_kshape ks;
-  if (!tgc_kshape_init(&ks, ast)) {
-    tgc_kshape_free(&ks);
-    return tgc_set_error(TGC_ERR_UNSUPPORTED, "kernel shape cannot be lowered");
-  }
-  if (!ctx->noopt) tgc_opt_heuristic(&ks, &tgc_lang_cuda);
-  tgc_linprog *lp = tgc_lower(ast, &ks, &tgc_lang_cuda);
-  tgc_kshape_free(&ks);
+  tgc_linprog *lp = generate(ctx, ast, &tgc_lang_cuda);
+  if (!lp) return tgc_last_status();
   char *src = tgc_render(&tgc_lang_cuda, lp);
   tgc_linprog_free(lp);
   if (ctx->debug >= 4) fprintf(stderr, "tgc: CUDA cross-check:\n%s\n", src);
