@@ -56,6 +56,12 @@ PUBLIC_HEADERS := include/tgc.h include/tgc_dtypes.def
 
 LIB_SRCS := $(wildcard ops/*.c compiler/*.c runtime/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+# llama/: GGUF, tokenizers and the model, a library of its own on top of
+# libtgc (so libtgc does not link PCRE2); llama/main.c is tgc-llama.
+LLAMA_SRCS := $(filter-out llama/main.c,$(wildcard llama/*.c))
+LLAMA_OBJS := $(LLAMA_SRCS:%.c=$(B)/obj/%.o)
+LLAMA_LIB := $(B)/libtgc-llama.a
+LLAMA_LIBS := -lpcre2-8
 TEST_SRCS := $(wildcard tests/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -102,7 +108,7 @@ $(B)/flags: FORCE
 	@mkdir -p $(@D)
 	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(GPU_CHECK_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(LLAMA_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(GPU_CHECK_OBJS:.o=.d)
 
 # ---- dependencies ----------------------------------------------------------
 
@@ -113,14 +119,19 @@ deps:
 
 # `make test` checks the packages before compiling anything, also under -j.
 ifneq ($(filter test,$(MAKECMDGOALS)),)
-$(LIB_OBJS) $(TEST_OBJS): | deps
+$(LIB_OBJS) $(LLAMA_OBJS) $(TEST_OBJS): | deps
 endif
 
 # ---- tests -----------------------------------------------------------------
 
-$(TEST_BIN): $(TEST_OBJS) $(STATIC_LIB)
+$(LLAMA_LIB): $(LLAMA_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJS) $(STATIC_LIB) -lcriterion $(LIBS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(TEST_BIN): $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB) -lcriterion $(LLAMA_LIBS) $(LIBS)
 
 # The suite gets a fresh kernel cache in $(B)/tests/cache; tests that need
 # their own cache directory set TGC_CACHE_DIR themselves.  Then the

@@ -15,6 +15,7 @@ PACKAGES=(
   pkg-config        # the embedding test and users of tgc.pc
   libxxhash-dev     # XXH3 hashing (header-only, XXH_INLINE_ALL)
   libcriterion-dev  # the test suite
+  libpcre2-dev      # llama/: the tokenizers' pre-splitting (Llama 3's pattern)
   pocl-opencl-icd   # an OpenCL driver on the CPU: CI runs the GPU code paths on it
   ocl-icd-opencl-dev  # the OpenCL ICD loader (libOpenCL.so.1), opened with dlopen
 )
