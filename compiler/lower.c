@@ -19,6 +19,7 @@
 
 typedef struct lower {
   tgc_linprog *p;
+  const tgc_ctx *ctx;        /* the variables' bounds */
   const tgc_kshape *ks;
   const tgc_lang *lang;
   int gidx, lidx;            /* GPU: group-axis and local-axis thread indices */
@@ -207,17 +208,38 @@ static int band(lower *L, int a, int b) {
   return emit(L, TGC_OP_AND, TGC_BOOL, 1, 2, s);
 }
 
-/* lo <= a < hi, folded by bounds. */
-static int in_range(lower *L, int a, int64_t lo, int64_t hi) {
-  if (hi <= lo) return bconst(L, false);
+/* Variable k, as a kernel argument, with its bounds. */
+static int var_ins(lower *L, int k) {
+  const tgc_var *v = k < L->ctx->nvars ? L->ctx->vars[k] : NULL;
+  if (k + 1 > L->p->info.nvars) L->p->info.nvars = k + 1;
+  L->p->info.var_mask |= 1u << k;
+  return emit_full(L, TGC_OP_DEFINE_VAR, TGC_I64, 1, 0, NULL, (tgc_cval){k, k}, v ? v->min : 0, v ? v->max : 0);
+}
+
+/* The value of a size: a constant, or sum(c[k] * var k) + b. */
+static int dimval(lower *L, int64_t d) {
+  if (!tgc_sym_is(d)) return iconst(L, d);
+  tgc_affine a = tgc_sym_get(d);
+  int t = iconst(L, a.b);
+  for (int k = 0; k < TGC_MAX_VARS; k++)
+    if (a.c[k]) t = iadd(L, imul(L, var_ins(L, k), a.c[k]), t);
+  return t;
+}
+
+static int64_t dmax(lower *L, int64_t d) { return tgc_sym_max(L->ctx, d); }
+
+/* lo <= a < hi, folded by bounds; lo and hi may be symbolic sizes. */
+static int in_range(lower *L, int a, int64_t lo_d, int64_t hi_d) {
+  if (!tgc_sym_is(lo_d) && !tgc_sym_is(hi_d) && hi_d <= lo_d) return bconst(L, false);
+  int lo = dimval(L, lo_d), hi = dimval(L, hi_d);
   int r = bconst(L, true);
-  if (I(L, a)->vmin < lo) {
-    int s[2] = {iconst(L, lo), a};
-    r = band(L, r, I(L, a)->vmax < lo ? bconst(L, false) : emit(L, TGC_OP_CMPLE, TGC_BOOL, 1, 2, s));
+  if (I(L, a)->vmin < I(L, lo)->vmax) {
+    int s[2] = {lo, a};
+    r = band(L, r, I(L, a)->vmax < I(L, lo)->vmin ? bconst(L, false) : emit(L, TGC_OP_CMPLE, TGC_BOOL, 1, 2, s));
   }
-  if (I(L, a)->vmax >= hi) {
-    int s[2] = {a, iconst(L, hi)};
-    r = band(L, r, I(L, a)->vmin >= hi ? bconst(L, false) : emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, s));
+  if (I(L, a)->vmax >= I(L, hi)->vmin) {
+    int s[2] = {a, hi};
+    r = band(L, r, I(L, a)->vmin >= I(L, hi)->vmax ? bconst(L, false) : emit(L, TGC_OP_CMPLT, TGC_BOOL, 1, 2, s));
   }
   return r;
 }
@@ -225,12 +247,8 @@ static int in_range(lower *L, int a, int64_t lo, int64_t hi) {
 /* sum(voff[k] * var k): where a window that moves with variables sits. */
 static int var_terms(lower *L, const tgc_view *v) {
   int t = iconst(L, 0);
-  for (int k = 0; k < 4; k++) {
-    if (!v->voff[k]) continue;
-    int var = emit_full(L, TGC_OP_DEFINE_VAR, TGC_I64, 1, 0, NULL, (tgc_cval){k, k}, -(INT64_MAX / 4), INT64_MAX / 4);
-    if (k + 1 > L->p->info.nvars) L->p->info.nvars = k + 1;
-    t = iadd(L, t, imul(L, var, v->voff[k]));
-  }
+  for (int k = 0; k < 4; k++)
+    if (v->voff[k]) t = iadd(L, t, imul(L, var_ins(L, k), v->voff[k]));
   return t;
 }
 
@@ -249,6 +267,7 @@ static void view_index(lower *L, const tgc_st *st, const int *vals, int *idx, in
     int nl = iadd(L, iconst(L, w->offset), var_terms(L, w));
     for (int d = w->ndim - 1; d >= 0; d--) {
       if (w->shape[d] == 1) continue;
+      TGC_ASSERT(!tgc_sym_is(w->shape[d])); /* tgc_st_reshape keeps symbolic views on top */
       int x = imodc(L, idivc(L, lin, after), w->shape[d]);
       after *= w->shape[d];
       nl = iadd(L, nl, imul(L, x, w->strides[d]));
@@ -359,7 +378,9 @@ static int load_one(lower *L, int leaf, const int *vals, int w) {
 static int const_one(lower *L, int leaf, const int *vals) {
   const tgc_uop *a = L->ks->leaves[leaf];
   tgc_dtype dt = cdt(a->dtype);
-  int c = cnst(L, dt, *(const tgc_cval *)a->arg), idx, valid;
+  int c = a->arglen == sizeof(tgc_symconst) ? cast(L, dimval(L, ((const tgc_symconst *)a->arg)->sym), dt)
+                                            : cnst(L, dt, *(const tgc_cval *)a->arg);
+  int idx, valid;
   int64_t ok;
   view_index(L, &L->ks->sts[leaf], vals, &idx, &valid);
   if (is_const(L, valid, &ok)) return ok ? c : cnst(L, dt, (tgc_cval){0, 0});
@@ -495,10 +516,11 @@ static void close_if(lower *L, int iff) {
 
 /* ---- GPU: combining a grouped reduce in local memory ---------------------- */
 
-static int64_t axes_size(const tgc_kshape *ks, tgc_axis_kind kind) {
+/* The product of the axes of a kind, symbolic ones at their largest. */
+static int64_t axes_size(lower *L, tgc_axis_kind kind) {
   int64_t n = 1;
-  for (int i = 0; i < ks->ndim; i++)
-    if (ks->kind[i] == kind) n *= ks->shape[i];
+  for (int i = 0; i < L->ks->ndim; i++)
+    if (L->ks->kind[i] == kind) n *= dmax(L, L->ks->shape[i]);
   return n;
 }
 
@@ -547,7 +569,7 @@ static int warp_reduce(lower *L, tgc_op rop, tgc_dtype dt, int v) {
  * memory as a tree.  Returns the IF (the group's first thread) that the
  * caller closes after using the combined r[]. */
 static int group_combine(lower *L, tgc_op rop, tgc_dtype dt, int *r, int nup) {
-  int64_t G = axes_size(L->ks, AXIS_GROUP), Lt = axes_size(L->ks, AXIS_LOCAL);
+  int64_t G = axes_size(L, AXIS_GROUP), Lt = axes_size(L, AXIS_LOCAL);
   bool shfl_type = dt == TGC_F32 || dt == TGC_F64 || dt == TGC_I32 || dt == TGC_U32 || dt == TGC_I64;
   bool warp = L->lang->op_fmt[TGC_OP_SHUFFLE_DOWN] && G % 32 == 0 && shfl_type;
   int64_t E = warp ? G / 32 : G; /* entries per group in local memory */
@@ -635,7 +657,7 @@ static void lower_reduce(lower *L, const tgc_uop *st) {
   int ranges[TGC_MAX_KDIMS], nr = 0;
   for (int i = 0; i < ks->ndim; i++)
     if (ks->kind[i] == AXIS_REDUCE)
-      L->vals[i] = ranges[nr++] = open_range(L, iconst(L, 0), iconst(L, ks->shape[i]), i);
+      L->vals[i] = ranges[nr++] = open_range(L, iconst(L, 0), dimval(L, ks->shape[i]), i);
   for (int u = 0; u < nup; u++) {
     expand_axes(L, AXIS_UPCAST, u);
     for (int v = 0; v < nun; v++) {
@@ -658,7 +680,7 @@ static void lower_reduce(lower *L, const tgc_uop *st) {
     }
     res[u] = r;
   }
-  int iff = axes_size(ks, AXIS_GROUP) > 1 ? group_combine(L, rop, dt, res, nup) : -1;
+  int iff = axes_size(L, AXIS_GROUP) > 1 ? group_combine(L, rop, dt, res, nup) : -1;
   for (int i = 0; i < ks->ndim; i++)
     if (ks->kind[i] == AXIS_REDUCE || ks->kind[i] == AXIS_UNROLL || ks->kind[i] == AXIS_GROUP)
       L->vals[i] = iconst(L, 0);
@@ -687,11 +709,27 @@ static void fill_info(lower *L, const tgc_uop *ast) {
   const tgc_kshape *ks = L->ks;
   bool red = ks->reduce != NULL;
   size_t len = (size_t)snprintf(in->name, sizeof in->name, "%s", red ? "r" : "E");
-  for (int i = 0; i < ks->ndim && len < sizeof in->name - 24; i++)
-    len += (size_t)snprintf(in->name + len, sizeof in->name - len, "_%lld", (long long)ks->shape[i]);
-  in->par_n = !L->lang->gpu && ks->ndim && ks->kind[0] == AXIS_GLOBAL ? ks->shape[0] : 1;
+  for (int i = 0; i < ks->ndim && len < sizeof in->name - 24; i++) {
+    if (!tgc_sym_is(ks->shape[i])) {
+      len += (size_t)snprintf(in->name + len, sizeof in->name - len, "_%lld", (long long)ks->shape[i]);
+      continue;
+    }
+    tgc_affine a = tgc_sym_get(ks->shape[i]); /* v0+1 is spelled _v0p1 */
+    len += (size_t)snprintf(in->name + len, sizeof in->name - len, "_");
+    for (int k = 0; k < TGC_MAX_VARS; k++)
+      if (a.c[k]) {
+        char m[24] = "";
+        if (a.c[k] != 1) snprintf(m, sizeof m, "%s%lld", a.c[k] < 0 ? "m" : "", (long long)(a.c[k] < 0 ? -a.c[k] : a.c[k]));
+        len += (size_t)snprintf(in->name + len, sizeof in->name - len, "%sv%d", m, k);
+      }
+    if (a.b) len += (size_t)snprintf(in->name + len, sizeof in->name - len, "%s%lld", a.b < 0 ? "m" : "p",
+                                     (long long)(a.b < 0 ? -a.b : a.b));
+  }
+  bool par = !L->lang->gpu && ks->ndim && ks->kind[0] == AXIS_GLOBAL;
+  in->par_n = par ? dmax(L, ks->shape[0]) : 1;
+  in->par_sym = par && tgc_sym_is(ks->shape[0]) ? ks->shape[0] : 0;
   double work = 1;
-  for (int i = 1; i < ks->ndim; i++) work *= (double)ks->shape[i];
+  for (int i = 1; i < ks->ndim; i++) work *= (double)dmax(L, ks->shape[i]);
   in->par_min_chunk = work >= 16384 ? 1 : (int64_t)(16384 / work);
   double total = work * (double)in->par_n;
   int nalu = 0;
@@ -704,7 +742,7 @@ static void fill_info(lower *L, const tgc_uop *ast) {
     if (a->op != TGC_OP_LOAD && a->op != TGC_OP_STORE) continue;
     const tgc_view *v = &ks->sts[l].views[0];
     int64_t hi = v->offset, slot = *(const int *)a->src[0]->arg;
-    for (int i = 0; i < v->ndim; i++) hi += (v->shape[i] - 1) * (v->strides[i] > 0 ? v->strides[i] : 0);
+    for (int i = 0; i < v->ndim; i++) hi += (dmax(L, v->shape[i]) - 1) * (v->strides[i] > 0 ? v->strides[i] : 0);
     if (hi + 1 > in->gnumel[slot]) in->gnumel[slot] = hi + 1;
   }
   for (int i = 0; i < in->nglobals; i++) in->bytes += (double)in->gnumel[i] * tgc_dtypes[in->gdtype[i]].bytes;
@@ -722,8 +760,9 @@ static void unravel(lower *L, int idx, tgc_axis_kind kind) {
   int64_t after = 1;
   for (int i = L->ks->ndim - 1; i >= 0; i--) {
     if (L->ks->kind[i] != kind) continue;
-    L->vals[i] = imodc(L, idivc(L, idx, after), L->ks->shape[i]);
-    after *= L->ks->shape[i];
+    int64_t n = dmax(L, L->ks->shape[i]);
+    L->vals[i] = imodc(L, idivc(L, idx, after), n);
+    after *= n;
   }
 }
 
@@ -731,8 +770,7 @@ static void unravel(lower *L, int idx, tgc_axis_kind kind) {
  * the thread index (group axes fastest, so neighbouring threads of a
  * grouped reduce read neighbouring memory). */
 static void gpu_indices(lower *L) {
-  const tgc_kshape *ks = L->ks;
-  int64_t ng = axes_size(ks, AXIS_GLOBAL), nl = axes_size(ks, AXIS_LOCAL), ngr = axes_size(ks, AXIS_GROUP);
+  int64_t ng = axes_size(L, AXIS_GLOBAL), nl = axes_size(L, AXIS_LOCAL), ngr = axes_size(L, AXIS_GROUP);
   int gid = emit_full(L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){2, 2}, 0, ng - 1);
   int lid = emit_full(L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){3, 3}, 0, nl * ngr - 1);
   unravel(L, gid, AXIS_GLOBAL);
@@ -745,8 +783,20 @@ static void gpu_indices(lower *L) {
   L->p->info.grid[1] = L->p->info.grid[2] = L->p->info.block[1] = L->p->info.block[2] = 1;
 }
 
+/* GPU: the grid covers symbolic global axes at their largest; blocks past
+ * the current size do nothing.  (Global axes come from the block index, so
+ * a whole block takes the same side: barriers stay safe.)  -1 if none. */
+static int gpu_guard(lower *L) {
+  int ok = bconst(L, true);
+  for (int i = 0; i < L->ks->ndim; i++)
+    if (L->ks->kind[i] == AXIS_GLOBAL && tgc_sym_is(L->ks->shape[i]))
+      ok = band(L, ok, in_range(L, L->vals[i], 0, L->ks->shape[i]));
+  int64_t v;
+  return is_const(L, ok, &v) && v ? -1 : open_if(L, ok);
+}
+
 tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const tgc_lang *lang) {
-  lower L = {.ks = ks, .lang = lang, .W = ks->vec_axis >= 0 ? (int)ks->shape[ks->vec_axis] : 1};
+  lower L = {.ks = ks, .lang = lang, .ctx = ast->ctx, .W = ks->vec_axis >= 0 ? (int)ks->shape[ks->vec_axis] : 1};
   L.p = tgc_xcalloc(1, sizeof *L.p);
   TGC_ASSERT(L.W <= 64);
   /* globals, in slot order */
@@ -770,13 +820,21 @@ tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const tgc_lang *lang)
                              (tgc_cval){i, i}, 0, 0);
   for (int i = 0; i < ks->ndim; i++) L.vals[i] = iconst(&L, 0);
   int ranges[TGC_MAX_KDIMS], nr = 0;
-  if (lang->gpu) gpu_indices(&L);
+  int guard = -1;
+  if (lang->gpu) {
+    gpu_indices(&L);
+    guard = gpu_guard(&L);
+  }
   for (int i = 0; i < ks->ndim && !lang->gpu; i++) {
     if (ks->kind[i] != AXIS_GLOBAL) continue;
-    int start = iconst(&L, 0), end = iconst(&L, ks->shape[i]);
-    if (nr == 0 && i == 0) {
-      start = emit_full(&L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){0, 0}, 0, ks->shape[0] - 1);
-      end = emit_full(&L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){1, 1}, 1, ks->shape[0]);
+    int start, end;
+    if (nr == 0 && i == 0) { /* the thread's share [gs, ge) of the parallel axis */
+      int64_t n = dmax(&L, ks->shape[0]);
+      start = emit_full(&L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){0, 0}, 0, n - 1);
+      end = emit_full(&L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){1, 1}, 1, n);
+    } else {
+      start = iconst(&L, 0);
+      end = dimval(&L, ks->shape[i]);
     }
     L.vals[i] = ranges[nr++] = open_range(&L, start, end, i);
   }
@@ -787,6 +845,7 @@ tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const tgc_lang *lang)
     lower_elementwise(&L, st);
   }
   while (nr) close_range(&L, ranges[--nr]);
+  if (guard >= 0) close_if(&L, guard);
   fill_info(&L, ast);
   free(L.cse);
   free(L.memo_k);

@@ -7,7 +7,9 @@
  * inner part to the end as an UPCAST (outputs computed together) or UNROLL
  * (reduce iterations with their own accumulators) axis; at most one of
  * those is rendered as a vector.  Opts are only reshapes and permutes of
- * the views, so they can never change what the kernel computes.
+ * the views, so they can never change what the kernel computes.  An axis
+ * of symbolic size is never split or merged: its loop runs to the
+ * variable's current value.
  */
 #include "tgc_internal.h"
 
@@ -77,7 +79,7 @@ static void permute_all(tgc_kshape *ks, const int *perm) {
 
 /* Can axes i and i+1 be merged in every leaf's top view? */
 static bool mergeable(const tgc_kshape *ks, int i) {
-  if (ks->kind[i] != ks->kind[i + 1]) return false;
+  if (ks->kind[i] != ks->kind[i + 1] || tgc_sym_is(ks->shape[i]) || tgc_sym_is(ks->shape[i + 1])) return false;
   for (int l = 0; l < ks->nleaves; l++) {
     const tgc_view *v = tgc_st_top(&ks->sts[l]);
     if (v->has_mask) {
@@ -165,7 +167,7 @@ const char *tgc_opt_name(tgc_opt_kind k) { return opt_info[k].name; }
 bool tgc_kshape_apply(tgc_kshape *ks, tgc_opt opt) {
   int a = opt.axis;
   if (a < 0 || a >= ks->ndim || ks->kind[a] != opt_info[opt.kind].from || opt.amount < 2 ||
-      ks->shape[a] % opt.amount || ks->ndim + 1 > TGC_MAX_KDIMS || ks->nopts == 8)
+      tgc_sym_is(ks->shape[a]) || ks->shape[a] % opt.amount || ks->ndim + 1 > TGC_MAX_KDIMS || ks->nopts == 8)
     return false;
   bool outer = opt_info[opt.kind].outer;
   tgc_kshape save = *ks;
@@ -235,7 +237,7 @@ static int biggest_load(const tgc_kshape *ks) {
     const tgc_view *v = tgc_st_top(&ks->sts[l]);
     double n = (double)tgc_dtypes[ks->leaves[l]->dtype].bytes;
     for (int i = 0; i < v->ndim; i++)
-      if (v->strides[i] != 0) n *= (double)v->shape[i];
+      if (v->strides[i] != 0) n *= (double)tgc_sym_max(ks->leaves[l]->ctx, v->shape[i]);
     if (n > most) {
       most = n;
       best = l;

@@ -274,8 +274,9 @@ static void render_ins(rctx *r, int i) {
   switch (l->op) {
   case TGC_OP_CONST: case TGC_OP_DEFINE_GLOBAL: case TGC_OP_SPECIAL: case TGC_OP_DEFINE_VAR:
     return; /* named inline */
+  case TGC_OP_DEFINE_LOCAL: return; /* declared at the top (tgc_render) */
   case TGC_OP_RANGE: case TGC_OP_ENDRANGE: case TGC_OP_IF: case TGC_OP_ENDIF: case TGC_OP_BARRIER:
-  case TGC_OP_DEFINE_LOCAL: case TGC_OP_DEFINE_ACC: case TGC_OP_ACC_ASSIGN:
+  case TGC_OP_DEFINE_ACC: case TGC_OP_ACC_ASSIGN:
     render_control(r, i);
     return;
   case TGC_OP_LOAD: render_load(r, i); return;
@@ -307,6 +308,9 @@ char *tgc_render(const tgc_lang *lang, const tgc_linprog *p) {
   tgc_str_cat(&out, lang->preamble);
   lang->vec_typedefs(&out, p);
   lang->signature(&out, lang, p, p->info.name);
+  /* OpenCL allows local memory only in the kernel's outermost scope */
+  for (int i = 0; i < p->n; i++)
+    if (p->ins[i].op == TGC_OP_DEFINE_LOCAL) render_control(&r, i);
   for (int i = 0; i < p->n; i++) render_ins(&r, i);
   tgc_str_cat(&out, "}\n");
   for (int i = 0; i < p->n; i++) free(r.names[i]);

@@ -324,13 +324,14 @@ static int slot_of(kbuild *k, tgc_uop *u) {
 static tgc_uop *load_node(kbuild *k, tgc_uop *u) {
   tgc_ctx *ctx = k->s->ctx;
   tgc_uop *src[2] = {global_node(ctx, slot_of(k, u), u->dtype),
-                     view_node(ctx, tgc_st_contiguous(u->ndim, u->shape))};
+                     view_node(ctx, tgc_st_contiguous_in(ctx, u->ndim, u->shape))};
   return tgc_uop_new(ctx, TGC_OP_LOAD, u->dtype, 2, src, NULL, 0, 0, NULL);
 }
 
-static tgc_uop *const_node(tgc_ctx *ctx, tgc_dtype dt, tgc_cval c, tgc_st st) {
+/* arg is a tgc_cval, or a tgc_symconst for the value of a symbolic size. */
+static tgc_uop *const_node(tgc_ctx *ctx, tgc_dtype dt, const void *arg, size_t arglen, tgc_st st) {
   tgc_uop *v = view_node(ctx, st);
-  return tgc_uop_new(ctx, TGC_OP_CONST, dt, 1, &v, &c, sizeof c, 0, NULL);
+  return tgc_uop_new(ctx, TGC_OP_CONST, dt, 1, &v, arg, arglen, 0, NULL);
 }
 
 /* Does the AST hold an op with f(0) != 0 (so a zero pad cannot pass)? */
@@ -390,13 +391,14 @@ static tgc_uop *push_move(kbuild *k, tgc_uop *ast, const tgc_uop *m, int fndim,
   free(p.out);
   if (m->op == TGC_OP_PAD && pad_unsafe(ast)) {
     tgc_ctx *ctx = k->s->ctx;
-    tgc_st vst = tgc_st_contiguous(fndim, from);
+    tgc_st vst = tgc_st_contiguous_in(ctx, fndim, from);
     for (int i = 0; i < fndim; i++) vst.views[0].strides[i] = 0;
-    tgc_st_pad(&vst, m->arg);
-    tgc_st zst = tgc_st_contiguous(m->ndim, m->shape);
+    if (!tgc_st_pad(&vst, m->arg)) k->failed = true;
+    tgc_st zst = tgc_st_contiguous_in(ctx, m->ndim, m->shape);
     for (int i = 0; i < m->ndim; i++) zst.views[0].strides[i] = 0;
-    tgc_uop *src[3] = {const_node(ctx, TGC_BOOL, tgc_scalar_of(TGC_BOOL, 1), vst), r,
-                       const_node(ctx, ast->dtype, tgc_scalar_of(ast->dtype, 0), zst)};
+    tgc_cval one = tgc_scalar_of(TGC_BOOL, 1), zero = tgc_scalar_of(ast->dtype, 0);
+    tgc_uop *src[3] = {const_node(ctx, TGC_BOOL, &one, sizeof one, vst), r,
+                       const_node(ctx, ast->dtype, &zero, sizeof zero, zst)};
     r = tgc_uop_new(ctx, TGC_OP_WHERE, ast->dtype, 3, src, NULL, 0, 0, NULL);
   }
   return r;
@@ -438,7 +440,7 @@ static built build_uncached(kbuild *k, tgc_uop *u) {
   if (u != k->root && (done(u) || is_rp(k->s, u))) return (built){load_node(k, u), false};
   if (u->op == TGC_OP_CONST) {
     tgc_st st = tgc_st_contiguous(0, NULL);
-    return (built){const_node(ctx, u->dtype, *(const tgc_cval *)u->arg, st), false};
+    return (built){const_node(ctx, u->dtype, u->arg, u->arglen, st), false};
   }
   if (IS_MOVE(u->op)) {
     built b = build(k, u->src[0]);
@@ -479,7 +481,7 @@ static built build(kbuild *k, tgc_uop *u) {
  * base buffer's contiguous view. */
 static tgc_uop *assign_base(tgc_uop *target, tgc_st *st) {
   if (!IS_MOVE(target->op) || tgc_uop_current(target)) {
-    *st = tgc_st_contiguous(target->ndim, target->shape);
+    *st = tgc_st_contiguous_in(target->ctx, target->ndim, target->shape);
     return target;
   }
   tgc_uop *base = assign_base(target->src[0], st);
@@ -510,7 +512,7 @@ static bool build_kernel(sched *s, tgc_uop *r, tgc_kernel *out) {
     ast = gather_ast(&k, r);
   } else {
     tgc_uop *val = r->op == TGC_OP_CONTIGUOUS ? r->src[0] : r->op == TGC_OP_ASSIGN ? r->src[1] : r;
-    tgc_st st = tgc_st_contiguous(val->ndim, val->shape);
+    tgc_st st = tgc_st_contiguous_in(ctx, val->ndim, val->shape);
     int alias = 0;
     if (r->op == TGC_OP_ASSIGN) {
       tgc_uop *base = assign_base(r->src[0], &st);
@@ -530,8 +532,9 @@ static bool build_kernel(sched *s, tgc_uop *r, tgc_kernel *out) {
       imap_free(&k.slots);
       imap_free(&k.memo);
       free(k.res);
-      tgc_set_error(TGC_ERR_UNSUPPORTED, "schedule: a chain of reshapes needs more than %d views",
-                    TGC_MAX_VIEWS);
+      tgc_set_error(TGC_ERR_UNSUPPORTED, "schedule: a chain of movement ops cannot be expressed as views "
+                    "(more than %d reshapes deep, a reshape that splits or merges a symbolic size, or a "
+                    "mask that depends on a variable's value)", TGC_MAX_VIEWS);
       return false;
     }
     tgc_uop *src[3] = {global_node(ctx, 0, r->dtype), view_node(ctx, st), b.ast};

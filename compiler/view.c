@@ -6,25 +6,41 @@
  * respect to each other, and otherwise a new view is pushed whose index
  * space is the flattened shape of the one below.  Nothing here touches
  * data; the lowerer turns a stack into index arithmetic.
+ *
+ * Sizes and mask bounds may be symbolic (ops/sym.c); strides never are: a
+ * buffer of symbolic shape is laid out at its largest extent, and a window
+ * that starts at a symbolic position adds variable terms (voff) to the
+ * offset.  A reshape keeps each symbolic size as an axis of its own.
  */
 #include "tgc_internal.h"
 
-void tgc_view_contiguous(tgc_view *v, int ndim, const int64_t *shape) {
+/* Strides of a row-major layout of maxshape, for a view of `shape`. */
+static void contiguous_in(tgc_view *v, int ndim, const int64_t *shape, const int64_t *maxshape) {
   memset(v, 0, sizeof *v);
   v->ndim = ndim;
   int64_t st = 1;
   for (int i = ndim - 1; i >= 0; i--) {
     v->shape[i] = shape[i];
     v->strides[i] = shape[i] == 1 ? 0 : st;
-    st *= shape[i];
+    st *= maxshape[i];
   }
 }
 
-tgc_st tgc_st_contiguous(int ndim, const int64_t *shape) {
+void tgc_view_contiguous(tgc_view *v, int ndim, const int64_t *shape) {
+  TGC_ASSERT(!tgc_shape_symbolic(ndim, shape));
+  contiguous_in(v, ndim, shape, shape);
+}
+
+tgc_st tgc_st_contiguous(int ndim, const int64_t *shape) { return tgc_st_contiguous_in(NULL, ndim, shape); }
+
+tgc_st tgc_st_contiguous_in(const tgc_ctx *ctx, int ndim, const int64_t *shape) {
   tgc_st st;
   memset(&st, 0, sizeof st);
   st.nviews = 1;
-  tgc_view_contiguous(&st.views[0], ndim, shape);
+  int64_t maxs[TGC_MAX_KDIMS];
+  TGC_ASSERT(ctx || !tgc_shape_symbolic(ndim, shape));
+  tgc_shape_max(ctx, ndim, shape, maxs);
+  contiguous_in(&st.views[0], ndim, shape, maxs);
   return st;
 }
 
@@ -77,12 +93,13 @@ static bool reshape_view(const tgc_view *v, int nn, const int64_t *ns, tgc_view 
   while (oi < on && ni < nn) {
     int64_t np = ns[ni], op = v->shape[od[oi]];
     int nj = ni + 1, oj = oi + 1;
+    if ((tgc_sym_is(np) || tgc_sym_is(op)) && np != op) return false; /* symbolic: one to one only */
     while (np != op) {
       if (np < op) {
-        if (nj >= nn) return false;
+        if (nj >= nn || tgc_sym_is(ns[nj])) return false;
         np *= ns[nj++];
       } else {
-        if (oj >= on) return false;
+        if (oj >= on || tgc_sym_is(v->shape[od[oj]])) return false;
         op *= v->shape[od[oj++]];
       }
     }
@@ -118,7 +135,9 @@ bool tgc_st_reshape(tgc_st *st, int ndim, const int64_t *shape) {
     *v = nv;
     return true;
   }
-  if (st->nviews == TGC_MAX_VIEWS) return false;
+  /* a new view indexes the flat index of this one: not for symbolic sizes */
+  if (st->nviews == TGC_MAX_VIEWS || tgc_shape_symbolic(v->ndim, v->shape) || tgc_shape_symbolic(ndim, shape))
+    return false;
   st->nviews++;
   tgc_view_contiguous(top(st), ndim, shape);
   return true;
@@ -145,35 +164,56 @@ void tgc_st_expand(tgc_st *st, const int64_t *shape) {
   }
 }
 
-void tgc_st_pad(tgc_st *st, const int64_t *pads) {
+/* offset += k * stride, where k may be symbolic (its variable terms go to voff). */
+static void add_offset(tgc_view *v, int64_t k, int64_t stride) {
+  tgc_affine a = tgc_sym_get(k);
+  v->offset += a.b * stride;
+  for (int j = 0; j < TGC_MAX_VARS; j++) v->voff[j] += a.c[j] * stride;
+}
+
+bool tgc_st_pad(tgc_st *st, const int64_t *pads) {
   tgc_view *v = top(st);
   ensure_mask(v);
   for (int i = 0; i < v->ndim; i++) {
-    int64_t b = pads[2 * i], a = pads[2 * i + 1];
-    v->offset -= b * v->strides[i];
-    v->mask[i][0] += b;
-    v->mask[i][1] += b;
-    v->shape[i] += b + a;
+    int64_t b = pads[2 * i], a = pads[2 * i + 1], nb;
+    if (!tgc_sym_mulc(b, -1, &nb)) return false;
+    add_offset(v, nb, v->strides[i]);
+    if (!tgc_sym_add(v->mask[i][0], b, &v->mask[i][0]) || !tgc_sym_add(v->mask[i][1], b, &v->mask[i][1]) ||
+        !tgc_sym_add(v->shape[i], b, &v->shape[i]) || !tgc_sym_add(v->shape[i], a, &v->shape[i]))
+      return false;
   }
   tidy_mask(v);
+  return true;
 }
 
-void tgc_st_shrink(tgc_st *st, const int64_t *ranges) {
+/* The mask [lo, hi) of an axis after keeping [b, e) of it: clamped to the
+ * new extent, empty when nothing is left.  False when that depends on the
+ * variables' values. */
+static bool shrink_mask(const tgc_ctx *ctx, int64_t *m, int64_t b, int64_t e) {
+  int64_t lo, hi, n;
+  if (!tgc_sym_sub(m[0], b, &lo) || !tgc_sym_sub(m[1], b, &hi) || !tgc_sym_sub(e, b, &n)) return false;
+  int c_lo = tgc_sym_cmp(ctx, lo, 0), c_hi = tgc_sym_cmp(ctx, hi, n);
+  if (c_lo == 2 || c_hi == 2) return false;
+  lo = c_lo < 0 ? 0 : lo;
+  hi = c_hi > 0 ? n : hi;
+  int c = tgc_sym_cmp(ctx, hi, lo);
+  if (c == 2) return false;
+  if (c <= 0) lo = hi = 0;
+  m[0] = lo;
+  m[1] = hi;
+  return true;
+}
+
+bool tgc_st_shrink(tgc_st *st, const int64_t *ranges, const tgc_ctx *ctx) {
   tgc_view *v = top(st);
   for (int i = 0; i < v->ndim; i++) {
     int64_t b = ranges[2 * i], e = ranges[2 * i + 1];
-    v->offset += b * v->strides[i];
-    v->shape[i] = e - b;
-    if (v->has_mask) {
-      int64_t lo = v->mask[i][0] - b, hi = v->mask[i][1] - b;
-      lo = lo < 0 ? 0 : lo;
-      hi = hi > e - b ? e - b : hi;
-      if (hi <= lo) lo = hi = 0;
-      v->mask[i][0] = lo;
-      v->mask[i][1] = hi;
-    }
+    add_offset(v, b, v->strides[i]);
+    if (v->has_mask && !shrink_mask(ctx, v->mask[i], b, e)) return false;
+    if (!tgc_sym_sub(e, b, &v->shape[i])) return false;
   }
   tidy_mask(v);
+  return true;
 }
 
 /* A window that moves with a variable: the offset gains stride * var.  A
@@ -189,19 +229,26 @@ static bool st_shrinkv(tgc_st *st, const tgc_shrinkv *w) {
   return true;
 }
 
-void tgc_st_flip(tgc_st *st, uint32_t axes) {
+bool tgc_st_flip(tgc_st *st, uint32_t axes, const tgc_ctx *ctx) {
   tgc_view *v = top(st);
   for (int i = 0; i < v->ndim; i++) {
     if (!((axes >> i) & 1)) continue;
-    int64_t n = v->shape[i];
-    v->offset += (n - 1) * v->strides[i];
+    int64_t n = v->shape[i], n1;
+    if (!tgc_sym_add(n, -1, &n1)) return false;
+    add_offset(v, n1, v->strides[i]);
     v->strides[i] = -v->strides[i];
     if (v->has_mask) {
       int64_t lo = v->mask[i][0], hi = v->mask[i][1];
-      v->mask[i][0] = hi > lo ? n - hi : 0;
-      v->mask[i][1] = hi > lo ? n - lo : 0;
+      int c = tgc_sym_cmp(ctx, hi, lo);
+      if (c == 2) return false;
+      if (c <= 0) {
+        v->mask[i][0] = v->mask[i][1] = 0;
+      } else if (!tgc_sym_sub(n, hi, &v->mask[i][0]) || !tgc_sym_sub(n, lo, &v->mask[i][1])) {
+        return false;
+      }
     }
   }
+  return true;
 }
 
 bool tgc_st_apply(tgc_st *st, const tgc_uop *m) {
@@ -209,36 +256,42 @@ bool tgc_st_apply(tgc_st *st, const tgc_uop *m) {
   case TGC_OP_RESHAPE: return tgc_st_reshape(st, m->ndim, m->shape);
   case TGC_OP_PERMUTE: tgc_st_permute(st, m->arg); return true;
   case TGC_OP_EXPAND: tgc_st_expand(st, m->shape); return true;
-  case TGC_OP_PAD: tgc_st_pad(st, m->arg); return true;
-  case TGC_OP_SHRINK: tgc_st_shrink(st, m->arg); return true;
-  case TGC_OP_FLIP: tgc_st_flip(st, *(const uint32_t *)m->arg); return true;
+  case TGC_OP_PAD: return tgc_st_pad(st, m->arg);
+  case TGC_OP_SHRINK: return tgc_st_shrink(st, m->arg, m->ctx);
+  case TGC_OP_FLIP: return tgc_st_flip(st, *(const uint32_t *)m->arg, m->ctx);
   case TGC_OP_SHRINKV: return st_shrinkv(st, m->arg);
   default: TGC_ASSERT(!"not a movement op");
   }
   return false;
 }
 
+/* Row-major strides for the shape (a symbolic size only outermost, where
+ * its extent does not matter). */
+static bool row_major(const tgc_view *v) {
+  int64_t st = 1;
+  bool outer_only = false;
+  for (int i = v->ndim - 1; i >= 0; i--) {
+    if (v->shape[i] == 1) continue;
+    if (outer_only || v->strides[i] != st) return false;
+    if (tgc_sym_is(v->shape[i])) {
+      outer_only = true;
+    } else {
+      st *= v->shape[i];
+    }
+  }
+  return true;
+}
+
 bool tgc_st_is_contiguous(const tgc_st *st) {
   const tgc_view *v = tgc_st_top(st);
   if (st->nviews != 1 || v->has_mask || v->offset || v->voff[0] || v->voff[1] || v->voff[2] || v->voff[3])
     return false;
-  tgc_view c;
-  tgc_view_contiguous(&c, v->ndim, v->shape);
-  for (int i = 0; i < v->ndim; i++)
-    if (v->shape[i] != 1 && v->strides[i] != c.strides[i]) return false;
-  return true;
+  return row_major(v);
 }
 
-/* A view with contiguous strides and no mask maps flat index f to
+/* A view with row-major strides and no mask maps flat index f to
  * offset + f: the view above it can absorb it. */
-static bool is_linear(const tgc_view *v) {
-  if (v->has_mask) return false;
-  tgc_view c;
-  tgc_view_contiguous(&c, v->ndim, v->shape);
-  for (int i = 0; i < v->ndim; i++)
-    if (v->shape[i] != 1 && v->strides[i] != c.strides[i]) return false;
-  return true;
-}
+static bool is_linear(const tgc_view *v) { return !v->has_mask && row_major(v); }
 
 void tgc_st_simplify(tgc_st *st) {
   for (int i = 0; i < st->nviews; i++) tidy_mask(&st->views[i]);

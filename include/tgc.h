@@ -281,6 +281,33 @@ tgc_status tgc_var_bind(tgc_var *v, int64_t value);
  * Every value in [min, max] must keep the window inside the axis. */
 tgc_tensor *tgc_shrink_var(tgc_tensor *x, int axis, tgc_var *v, int64_t start, int64_t len);
 
+/* ---- symbolic sizes ---------------------------------------------------------
+ * A size may be an affine expression of variables, such as start_pos + 1.
+ * It is an int64_t that tgc recognises (never a value >= 0, nor -1), so it
+ * goes wherever a size does: tgc_shrink ranges (a length of start_pos + 1,
+ * or a window starting at start_pos), tgc_pad amounts, tgc_expand and
+ * tgc_full shapes, tgc_reshape (a symbolic size stays an axis of its own).
+ * Elementwise ops, reductions and matmul work over such axes; the kernels
+ * loop to the variables' current values, read as kernel arguments, so each
+ * is compiled once for every binding.  A symbolic size must be >= 1 (and a
+ * shrink stay inside its axis) for every value in the variables' ranges;
+ * the op says so otherwise.  A realized tensor of symbolic shape occupies
+ * memory at the size's largest value.  tgc_shape returns the encoded sizes;
+ * tgc_numel and tgc_to_host use the current bindings.  Buffers
+ * (tgc_empty, tgc_from_data) have concrete shapes. */
+/* mul * v + add; -1 (with an error) for a NULL v or when it cannot be
+ * represented (|mul| <= 7, |add| < 2^35). */
+int64_t tgc_var_dim(tgc_var *v, int64_t mul, int64_t add);
+/* a + b, either symbolic or not (start_pos + n_new); -1 with an error when
+ * a coefficient would leave -8..7. */
+int64_t tgc_dim_add(int64_t a, int64_t b);
+bool tgc_dim_is_symbolic(int64_t d);
+/* The size under the current bindings; -1 with an error if a variable it
+ * uses is not bound. */
+int64_t tgc_dim_value(tgc_ctx *ctx, int64_t d);
+/* The size's value as a scalar tensor of dtype dt (positions, means). */
+tgc_tensor *tgc_dim_tensor(tgc_ctx *ctx, int64_t d, tgc_dtype dt);
+
 /* ---- the JIT -------------------------------------------------------------
  * A JIT wraps a step function that builds a graph from its inputs and
  * realizes its outputs (a LLaMA decode step).  Call 1 runs the step

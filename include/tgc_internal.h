@@ -124,11 +124,17 @@ extern const tgc_dtype_info tgc_dtypes[TGC_NUM_DTYPES];
 #define IS_MOVE(op) (tgc_ops[op].group == GROUP_MOVE)
 #define IS_REDUCE(op) (tgc_ops[op].group == GROUP_REDUCE)
 
-/* A scalar constant, kept exactly for both integer and float dtypes. */
+/* A scalar constant, kept exactly for both integer and float dtypes.  A
+ * CONST node whose arg is a tgc_symconst holds the value of a symbolic
+ * size instead (tgc_dim_tensor), read from the variables in the kernel. */
 typedef struct tgc_cval {
   double f;
   int64_t i;
 } tgc_cval;
+typedef struct tgc_symconst {
+  tgc_cval c; /* zero */
+  int64_t sym;
+} tgc_symconst;
 tgc_cval tgc_scalar_of(tgc_dtype dt, double v);
 
 /* Device memory; reference-counted, freed when the count drops to zero. */
@@ -182,8 +188,37 @@ tgc_buffer *tgc_uop_realized(const tgc_uop *u);
 /* Realized, and for the variables' current bindings. */
 bool tgc_uop_current(const tgc_uop *u);
 int64_t tgc_shape_numel(int ndim, const int64_t *shape);
-/* "[2,3]" into buf; returns buf. */
+/* "[2,3]" into buf; returns buf.  Symbolic sizes are named by the
+ * context's variables (v0, v1, ... when ctx is NULL). */
 char *tgc_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+char *tgc_shape_str_in(const tgc_ctx *ctx, int ndim, const int64_t *shape, char *buf, size_t cap);
+
+/* ---- ops/sym.c: symbolic sizes -------------------------------------------
+ * sum(c[k] * variable k) + b, encoded in an int64_t (tgc_sym_is) so that it
+ * can stand anywhere a size can.  Arithmetic returns false when the result
+ * cannot be encoded (coefficients -8..7). */
+#define TGC_MAX_VARS 4 /* variables per context (tgc_var_new) */
+typedef struct tgc_affine {
+  int64_t c[TGC_MAX_VARS];
+  int64_t b;
+} tgc_affine;
+bool tgc_sym_is(int64_t d);
+tgc_affine tgc_sym_get(int64_t d);               /* a constant d gives c = 0, b = d */
+bool tgc_sym_put(const tgc_affine *a, int64_t *d);
+bool tgc_sym_add(int64_t a, int64_t b, int64_t *r);
+bool tgc_sym_sub(int64_t a, int64_t b, int64_t *r);
+bool tgc_sym_mulc(int64_t a, int64_t k, int64_t *r);
+int64_t tgc_sym_eval(int64_t d, const int64_t *vals);
+/* Bounds over the variables' [min, max]; ctx NULL treats variables as 0. */
+int64_t tgc_sym_max(const tgc_ctx *ctx, int64_t d);
+int64_t tgc_sym_min(const tgc_ctx *ctx, int64_t d);
+/* -1, 0, 1 when a <, ==, > b for every binding; 2 when it depends. */
+int tgc_sym_cmp(const tgc_ctx *ctx, int64_t a, int64_t b);
+char *tgc_sym_str(const tgc_ctx *ctx, int64_t d, char *buf, size_t cap);
+bool tgc_shape_symbolic(int ndim, const int64_t *shape);
+/* Each size at its largest: the extent a buffer of this shape is laid out in. */
+void tgc_shape_max(const tgc_ctx *ctx, int ndim, const int64_t *shape, int64_t *out);
+int64_t tgc_shape_numel_max(const tgc_ctx *ctx, int ndim, const int64_t *shape);
 
 /* ======================================================================
  * compiler/view.c: views and view stacks
@@ -212,16 +247,20 @@ typedef struct tgc_st {
 } tgc_st;
 
 void tgc_view_contiguous(tgc_view *v, int ndim, const int64_t *shape);
-tgc_st tgc_st_contiguous(int ndim, const int64_t *shape);
+tgc_st tgc_st_contiguous(int ndim, const int64_t *shape); /* concrete shapes */
+/* Symbolic sizes laid out at their largest value (the variables' bounds
+ * come from ctx; NULL only for concrete shapes). */
+tgc_st tgc_st_contiguous_in(const tgc_ctx *ctx, int ndim, const int64_t *shape);
 const tgc_view *tgc_st_top(const tgc_st *st);
 /* Movement on a view stack; false when it cannot be represented (a reshape
- * needing more than TGC_MAX_VIEWS views). */
+ * needing more than TGC_MAX_VIEWS views, or one that would split or merge
+ * a symbolic size; a mask whose clamping depends on a variable's value). */
 bool tgc_st_reshape(tgc_st *st, int ndim, const int64_t *shape);
 void tgc_st_permute(tgc_st *st, const int *perm);
 void tgc_st_expand(tgc_st *st, const int64_t *shape);
-void tgc_st_pad(tgc_st *st, const int64_t *pads);
-void tgc_st_shrink(tgc_st *st, const int64_t *ranges);
-void tgc_st_flip(tgc_st *st, uint32_t axes);
+bool tgc_st_pad(tgc_st *st, const int64_t *pads);
+bool tgc_st_shrink(tgc_st *st, const int64_t *ranges, const tgc_ctx *ctx);
+bool tgc_st_flip(tgc_st *st, uint32_t axes, const tgc_ctx *ctx);
 /* Applies a graph movement node's op and arg. */
 bool tgc_st_apply(tgc_st *st, const tgc_uop *move);
 /* True when the top view reads memory in order with no mask. */
@@ -330,7 +369,8 @@ typedef struct tgc_prog_info {
   int nglobals;
   tgc_dtype gdtype[TGC_MAX_BUFS];  /* element dtype per global slot */
   int64_t gnumel[TGC_MAX_BUFS];    /* elements addressed per slot (for the dump) */
-  int64_t par_n;         /* size of the parallel axis (1 if none) */
+  int64_t par_n;         /* size of the parallel axis (1 if none), at its largest */
+  int64_t par_sym;       /* the parallel axis's symbolic size (evaluated at launch), or 0 */
   int64_t par_min_chunk; /* smallest share worth a thread */
   double flops, bytes;   /* estimated work per launch */
   char opts[128];        /* "UPCAST(0,4) UNROLL(1,16)" */
@@ -338,7 +378,8 @@ typedef struct tgc_prog_info {
   /* GPU launch: blocks (work-groups) and threads per block; the kernel's
    * parameters are the buffers in slot order, then nvars int64 values. */
   int64_t grid[3], block[3];
-  int nvars;
+  int nvars;             /* variable arguments passed (vars[0..nvars)) */
+  uint32_t var_mask;     /* bit k: the kernel reads variable k (must be bound) */
 } tgc_prog_info;
 
 typedef struct tgc_linprog {
@@ -575,7 +616,6 @@ void tgc_jit_note_launch(tgc_ctx *ctx, tgc_program *p, int nbufs, tgc_buffer *co
  * the context (runtime/realize.c)
  * ==================================================================== */
 
-#define TGC_MAX_VARS 4 /* variables per context (tgc_var_new) */
 struct tgc_var {
   tgc_ctx *ctx;
   int index;           /* kernel argument vars[index] */

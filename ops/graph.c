@@ -43,13 +43,27 @@ int64_t tgc_shape_numel(int ndim, const int64_t *shape) {
   return n;
 }
 
-char *tgc_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap) {
+char *tgc_shape_str_in(const tgc_ctx *ctx, int ndim, const int64_t *shape, char *buf, size_t cap) {
   size_t len = 0;
   len += (size_t)snprintf(buf, cap, "[");
-  for (int i = 0; i < ndim && len < cap; i++)
-    len += (size_t)snprintf(buf + len, cap - len, i ? ",%lld" : "%lld", (long long)shape[i]);
+  for (int i = 0; i < ndim && len < cap; i++) {
+    char d[64];
+    len += (size_t)snprintf(buf + len, cap - len, i ? ",%s" : "%s", tgc_sym_str(ctx, shape[i], d, sizeof d));
+  }
   if (len < cap) snprintf(buf + len, cap - len, "]");
   return buf;
+}
+
+char *tgc_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap) {
+  return tgc_shape_str_in(NULL, ndim, shape, buf, cap);
+}
+
+/* Does the node's value depend on the variables' bindings by itself (a
+ * symbolic size, a window at a symbolic position, a symbolic constant)? */
+static bool uses_vars(tgc_op op, const void *arg, size_t arglen, int ndim, const int64_t *shape) {
+  if (op == TGC_OP_SHRINKV || tgc_shape_symbolic(ndim, shape)) return true;
+  if (op == TGC_OP_SHRINK || op == TGC_OP_PAD) return tgc_shape_symbolic((int)(arglen / sizeof(int64_t)), arg);
+  return op == TGC_OP_CONST && arglen == sizeof(tgc_symconst);
 }
 
 static uint64_t node_hash(tgc_op op, tgc_dtype dt, int nsrc, tgc_uop *const *src,
@@ -107,7 +121,7 @@ tgc_uop *tgc_uop_new(tgc_ctx *ctx, tgc_op op, tgc_dtype dt, int nsrc, tgc_uop *c
   u->arglen = (uint32_t)arglen;
   static const int64_t no_dims[1] = {0}; /* 0-d nodes: a valid, empty shape */
   u->shape = ndim ? tgc_arena_dup(ctx->arena, shape, sizeof *shape * (size_t)ndim) : no_dims;
-  u->vardep = op == TGC_OP_SHRINKV;
+  u->vardep = uses_vars(op, arg, arglen, ndim, shape);
   for (int i = 0; i < nsrc; i++) u->vardep |= src[i]->vardep;
   u->next = *bucket;
   *bucket = u;

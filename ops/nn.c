@@ -157,6 +157,8 @@ tgc_tensor *tgc_embedding(tgc_tensor *table, tgc_tensor *ids) {
   if (tgc_dtypes[ids->dtype].is_float || ids->dtype == TGC_BOOL)
     return tgc_fail(TGC_ERR_DTYPE, "embedding: ids must be integers, not %s", tgc_dtypes[ids->dtype].name);
   if (ids->ndim + 1 > TGC_MAX_DIMS) return tgc_fail(TGC_ERR_SHAPE, "embedding: too many dimensions");
+  if (tgc_shape_symbolic(ids->ndim, ids->shape))
+    return tgc_fail(TGC_ERR_UNSUPPORTED, "embedding: ids of symbolic shape; look up the largest size and tgc_shrink the rows");
   int64_t s[TGC_MAX_DIMS];
   memcpy(s, ids->shape, sizeof *s * (size_t)ids->ndim);
   s[ids->ndim] = table->shape[1];

@@ -14,7 +14,16 @@
 /* ---- small helpers ----------------------------------------------------- */
 
 static const char *shp(const tgc_uop *t, char *buf) {
-  return tgc_shape_str(t->ndim, t->shape, buf, 160);
+  return tgc_shape_str_in(t->ctx, t->ndim, t->shape, buf, 160);
+}
+
+/* A symbolic size is at least lo for every binding of its variables. */
+static bool sym_at_least(const char *fn, const char *what, const tgc_ctx *ctx, int64_t d, int64_t lo) {
+  if (tgc_sym_min(ctx, d) >= lo) return true;
+  char b[96];
+  tgc_set_error(TGC_ERR_SHAPE, "%s: %s %s can be %lld for some binding; it must be >= %lld", fn, what,
+                tgc_sym_str(ctx, d, b, sizeof b), (long long)tgc_sym_min(ctx, d), (long long)lo);
+  return false;
 }
 
 static bool check_shape(const char *fn, int ndim, const int64_t *shape) {
@@ -28,6 +37,11 @@ static bool check_shape(const char *fn, int ndim, const int64_t *shape) {
   }
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) {
+    if (tgc_sym_is(shape[i])) {
+      tgc_set_error(TGC_ERR_SHAPE, "%s: dimension %d is symbolic; a buffer has a concrete shape "
+                    "(make it at the largest size and tgc_shrink it)", fn, i);
+      return false;
+    }
     if (shape[i] < 1) {
       tgc_set_error(TGC_ERR_SHAPE, "%s: dimension %d is %lld; dimensions must be >= 1", fn, i,
                     (long long)shape[i]);
@@ -122,8 +136,9 @@ tgc_tensor *tgc_scalar(tgc_ctx *ctx, tgc_dtype dt, double value) {
 
 tgc_tensor *tgc_full(tgc_ctx *ctx, tgc_dtype dt, int ndim, const int64_t *shape, double value) {
   if (!ctx) return tgc_fail(TGC_ERR_ARG, "tgc_full: ctx is NULL");
-  if (!check_dtype("tgc_full", dt) || !check_shape("tgc_full", ndim, shape)) return NULL;
-  return tgc_expand(tgc_scalar(ctx, dt, value), ndim, shape);
+  if (!check_dtype("tgc_full", dt)) return NULL;
+  if (ndim < 0 || ndim > TGC_MAX_DIMS || (ndim && !shape)) return check_shape("tgc_full", ndim, shape), NULL;
+  return tgc_expand(tgc_scalar(ctx, dt, value), ndim, shape); /* expand checks sizes, symbolic too */
 }
 
 tgc_tensor *tgc_zeros(tgc_ctx *ctx, tgc_dtype dt, int ndim, const int64_t *shape) {
@@ -258,7 +273,16 @@ static void put_elem(void *dst, tgc_dtype dt, size_t i, double v) {
 
 int tgc_ndim(const tgc_tensor *t) { return t ? t->ndim : -1; }
 const int64_t *tgc_shape(const tgc_tensor *t) { return t ? t->shape : NULL; }
-int64_t tgc_numel(const tgc_tensor *t) { return t ? tgc_shape_numel(t->ndim, t->shape) : -1; }
+int64_t tgc_numel(const tgc_tensor *t) {
+  if (!t) return -1;
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) {
+    int64_t d = tgc_dim_value(t->ctx, t->shape[i]);
+    if (d < 0) return -1;
+    n *= d;
+  }
+  return n;
+}
 tgc_dtype tgc_dtype_of(const tgc_tensor *t) { return t ? (tgc_dtype)t->dtype : TGC_NUM_DTYPES; }
 tgc_ctx *tgc_ctx_of(const tgc_tensor *t) { return t ? t->ctx : NULL; }
 bool tgc_is_realized(const tgc_tensor *t) { return t && tgc_uop_current(t); }
@@ -453,13 +477,46 @@ tgc_tensor *tgc_max(tgc_tensor *x, int naxes, const int *axes, bool keepdim) {
 
 tgc_tensor *tgc_mean(tgc_tensor *x, int naxes, const int *axes, bool keepdim) {
   if (!x || !dtype_ok("mean", x->dtype, K_FLOAT)) return NULL;
+  uint32_t mask;
+  if (!axes_mask("mean", naxes, axes, x->ndim, &mask)) return NULL;
+  int64_t count = 1; /* elements per mean: symbolic when a reduced axis is */
+  for (int i = 0; i < x->ndim; i++) {
+    if (!((mask >> i) & 1)) continue;
+    if (!tgc_sym_is(x->shape[i])) {
+      if (!tgc_sym_mulc(count, x->shape[i], &count)) count = -1;
+    } else if (!tgc_sym_is(count)) {
+      if (!tgc_sym_mulc(x->shape[i], count, &count)) count = -1;
+    } else {
+      count = -1;
+    }
+    if (count == -1) return tgc_fail(TGC_ERR_UNSUPPORTED, "mean: over two symbolic axes (a product of variables)");
+  }
   tgc_uop *s = tgc_sum(x, naxes, axes, keepdim);
   if (!s) return tgc_fail_in("mean");
-  double scale = (double)tgc_shape_numel(s->ndim, s->shape) / (double)tgc_numel(x);
-  return tgc_mul(s, const_like(s, scale));
+  if (tgc_sym_is(count)) return tgc_div(s, tgc_dim_tensor(x->ctx, count, (tgc_dtype)x->dtype));
+  return tgc_mul(s, const_like(s, 1.0 / (double)count));
 }
 
 /* ---- movement ------------------------------------------------------------ */
+
+/* Reshape with symbolic sizes: each must stay an axis of its own, in the
+ * same order, and the concrete sizes must have the same product. */
+static bool same_symbols(const tgc_uop *x, int ndim, const int64_t *s) {
+  int i = 0, j = 0;
+  for (;;) {
+    while (i < x->ndim && !tgc_sym_is(x->shape[i])) i++;
+    while (j < ndim && !tgc_sym_is(s[j])) j++;
+    if (i == x->ndim || j == ndim) return i == x->ndim && j == ndim;
+    if (x->shape[i++] != s[j++]) return false;
+  }
+}
+
+static int64_t concrete_numel(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++)
+    if (!tgc_sym_is(shape[i])) n *= shape[i];
+  return n;
+}
 
 tgc_tensor *tgc_reshape(tgc_tensor *x, int ndim, const int64_t *shape) {
   if (!x) return NULL;
@@ -470,6 +527,7 @@ tgc_tensor *tgc_reshape(tgc_tensor *x, int ndim, const int64_t *shape) {
   int infer = -1;
   for (int i = 0; i < ndim; i++) {
     s[i] = shape[i];
+    if (tgc_sym_is(s[i])) continue;
     if (s[i] == -1 && infer < 0) {
       infer = i;
     } else if (s[i] < 1) {
@@ -479,17 +537,19 @@ tgc_tensor *tgc_reshape(tgc_tensor *x, int ndim, const int64_t *shape) {
       known *= s[i];
     }
   }
-  int64_t n = tgc_numel(x);
+  char a[160], b[160];
+  if (!same_symbols(x, ndim, s))
+    return tgc_fail(TGC_ERR_SHAPE, "reshape: %s to %s: symbolic sizes must stay whole axes, in order",
+                    shp(x, a), tgc_shape_str_in(x->ctx, ndim, s, b, sizeof b));
+  int64_t n = concrete_numel(x->ndim, x->shape);
   if (infer >= 0) {
     if (n % known) return tgc_fail(TGC_ERR_SHAPE, "reshape: cannot infer -1 for %lld elements", (long long)n);
     s[infer] = n / known;
     known = n;
   }
-  if (known != n) {
-    char a[160], b[160];
+  if (known != n)
     return tgc_fail(TGC_ERR_SHAPE, "reshape: %s has %lld elements, %s has %lld", shp(x, a),
-                    (long long)n, tgc_shape_str(ndim, s, b, sizeof b), (long long)known);
-  }
+                    (long long)n, tgc_shape_str_in(x->ctx, ndim, s, b, sizeof b), (long long)known);
   if (ndim == x->ndim && !memcmp(s, x->shape, sizeof *s * (size_t)ndim)) return x;
   if (x->op == TGC_OP_RESHAPE && !x->buf) x = x->src[0]; /* reshape of a reshape */
   if (ndim == x->ndim && !memcmp(s, x->shape, sizeof *s * (size_t)ndim)) return x;
@@ -534,7 +594,8 @@ tgc_tensor *tgc_expand(tgc_tensor *x, int ndim, const int64_t *shape) {
   for (int i = 0; i < ndim; i++) {
     from[i] = i < lead ? 1 : x->shape[i - lead];
     to[i] = shape[i] == -1 ? from[i] : shape[i];
-    if (to[i] < 1 || (from[i] != 1 && from[i] != to[i])) {
+    if (tgc_sym_is(to[i]) && !sym_at_least("expand", "size", x->ctx, to[i], 1)) return NULL;
+    if ((!tgc_sym_is(to[i]) && to[i] < 1) || (from[i] != 1 && from[i] != to[i])) {
       char a[160], b[160];
       return tgc_fail(TGC_ERR_SHAPE, "expand: cannot expand %s to %s (only size-1 axes grow)",
                       shp(x, a), tgc_shape_str(ndim, shape, b, sizeof b));
@@ -551,11 +612,14 @@ tgc_tensor *tgc_pad(tgc_tensor *x, const int64_t *pads) {
   int64_t s[TGC_MAX_DIMS];
   bool zero = true;
   for (int i = 0; i < x->ndim; i++) {
-    if (pads[2 * i] < 0 || pads[2 * i + 1] < 0 || pads[2 * i] + pads[2 * i + 1] > (INT64_C(1) << 40))
+    int64_t b = pads[2 * i], a = pads[2 * i + 1];
+    if (tgc_sym_min(x->ctx, b) < 0 || tgc_sym_min(x->ctx, a) < 0 ||
+        tgc_sym_max(x->ctx, b) + tgc_sym_max(x->ctx, a) > (INT64_C(1) << 40))
       return tgc_fail(TGC_ERR_ARG, "pad: pads must be >= 0 (axis %d has %lld, %lld); use shrink to cut",
-                      i, (long long)pads[2 * i], (long long)pads[2 * i + 1]);
-    s[i] = x->shape[i] + pads[2 * i] + pads[2 * i + 1];
-    zero &= !pads[2 * i] && !pads[2 * i + 1];
+                      i, (long long)tgc_sym_min(x->ctx, b), (long long)tgc_sym_min(x->ctx, a));
+    if (!tgc_sym_add(x->shape[i], b, &s[i]) || !tgc_sym_add(s[i], a, &s[i]))
+      return tgc_fail(TGC_ERR_UNSUPPORTED, "pad: the padded size of axis %d cannot be represented", i);
+    zero &= !b && !a;
   }
   if (zero) return x;
   return move(x, TGC_OP_PAD, pads, sizeof *pads * 2 * (size_t)x->ndim, x->ndim, s);
@@ -567,11 +631,15 @@ tgc_tensor *tgc_shrink(tgc_tensor *x, const int64_t *ranges) {
   int64_t s[TGC_MAX_DIMS];
   bool whole = true;
   for (int i = 0; i < x->ndim; i++) {
-    int64_t b = ranges[2 * i], e = ranges[2 * i + 1];
-    if (b < 0 || e > x->shape[i] || b >= e)
-      return tgc_fail(TGC_ERR_ARG, "shrink: range [%lld, %lld) of axis %d is empty or outside [0, %lld)",
-                      (long long)b, (long long)e, i, (long long)x->shape[i]);
-    s[i] = e - b;
+    int64_t b = ranges[2 * i], e = ranges[2 * i + 1], over;
+    bool ok = tgc_sym_sub(e, b, &s[i]) && tgc_sym_sub(e, x->shape[i], &over) && tgc_sym_min(x->ctx, b) >= 0 &&
+              tgc_sym_max(x->ctx, over) <= 0 && tgc_sym_min(x->ctx, s[i]) >= 1;
+    if (!ok) {
+      char bs[64], es[64], ns[64];
+      return tgc_fail(TGC_ERR_ARG, "shrink: range [%s, %s) of axis %d is empty or outside [0, %s) for some binding",
+                      tgc_sym_str(x->ctx, b, bs, sizeof bs), tgc_sym_str(x->ctx, e, es, sizeof es), i,
+                      tgc_sym_str(x->ctx, x->shape[i], ns, sizeof ns));
+    }
     whole &= b == 0 && e == x->shape[i];
   }
   if (whole) return x;
@@ -583,6 +651,8 @@ tgc_tensor *tgc_slice(tgc_tensor *x, int axis, int64_t start, int64_t stop) {
   int a = norm_axis("slice", axis, x->ndim);
   if (a < 0) return NULL;
   int64_t n = x->shape[a], r[2 * TGC_MAX_DIMS];
+  if (tgc_sym_is(n))
+    return tgc_fail(TGC_ERR_ARG, "slice: axis %d has a symbolic size; use tgc_shrink with explicit bounds", axis);
   if (start < 0) start += n;
   if (stop < 0) stop += n;
   start = start < 0 ? 0 : start > n ? n : start;
@@ -653,15 +723,17 @@ tgc_tensor *tgc_cat(int n, tgc_tensor *const *xs, int axis) {
       char s0[160], s1[160];
       return tgc_fail(TGC_ERR_SHAPE, "cat: %s and %s differ outside axis %d", shp(x0, s0), shp(x, s1), axis);
     }
-    total += x->shape[a];
+    if (!tgc_sym_add(total, x->shape[a], &total))
+      return tgc_fail(TGC_ERR_UNSUPPORTED, "cat: the total size of axis %d cannot be represented", axis);
   }
   if (n == 1) return x0;
   tgc_uop *out = NULL;
   int64_t at = 0, pads[2 * TGC_MAX_DIMS] = {0};
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n; i++) { /* sums of sizes already representable: these are too */
     pads[2 * a] = at;
-    pads[2 * a + 1] = total - at - xs[i]->shape[a];
-    at += xs[i]->shape[a];
+    tgc_sym_sub(total, at, &pads[2 * a + 1]);
+    tgc_sym_sub(pads[2 * a + 1], xs[i]->shape[a], &pads[2 * a + 1]);
+    tgc_sym_add(at, xs[i]->shape[a], &at);
     tgc_uop *p = tgc_pad(xs[i], pads);
     out = out ? (x0->dtype == TGC_BOOL ? tgc_or(out, p) : tgc_add(out, p)) : p;
   }
@@ -692,6 +764,18 @@ tgc_status tgc_var_bind(tgc_var *v, int64_t value) {
   ctx->var_values[v->index] = value;
   ctx->var_bound[v->index] = true;
   return TGC_OK;
+}
+
+tgc_tensor *tgc_dim_tensor(tgc_ctx *ctx, int64_t dim, tgc_dtype dt) {
+  if (!ctx) return tgc_fail(TGC_ERR_ARG, "tgc_dim_tensor: ctx is NULL");
+  if (!check_dtype("tgc_dim_tensor", dt)) return NULL;
+  if (!tgc_sym_is(dim)) return tgc_scalar(ctx, dt, (double)dim);
+  tgc_affine a = tgc_sym_get(dim);
+  for (int k = 0; k < TGC_MAX_VARS; k++)
+    if (a.c[k] && k >= ctx->nvars)
+      return tgc_fail(TGC_ERR_ARG, "tgc_dim_tensor: the size names a variable this context does not have");
+  tgc_symconst c = {{0, 0}, dim};
+  return tgc_uop_new(ctx, TGC_OP_CONST, dt, 0, NULL, &c, sizeof c, 0, NULL);
 }
 
 tgc_tensor *tgc_shrink_var(tgc_tensor *x, int axis, tgc_var *v, int64_t start, int64_t len) {

@@ -88,7 +88,8 @@ static tgc_status cpu_launch(tgc_device *d, const tgc_program *p, void **bufs,
   *(void **)&a.fn = p->fn;
   a.bufs = bufs;
   a.vars = vars;
-  tgc_pool_run(c->pool, run_chunk, &a, p->info.par_n, p->info.par_min_chunk);
+  int64_t n = p->info.par_sym ? tgc_sym_eval(p->info.par_sym, vars) : p->info.par_n;
+  tgc_pool_run(c->pool, run_chunk, &a, n, p->info.par_min_chunk);
   return TGC_OK;
 }
 

@@ -310,7 +310,7 @@ static tgc_status replay(tgc_jit *j, tgc_tensor *const *ins, int *nout, tgc_tens
   memcpy(j->graph_vars, vars, sizeof j->graph_vars);
   for (int k = 0; k < j->rec.n; k++)
     for (int v = 0; v < j->rec.launches[k].prog->info.nvars; v++)
-      if (!j->ctx->var_bound[v])
+      if ((j->rec.launches[k].prog->info.var_mask >> v & 1) && !j->ctx->var_bound[v])
         return tgc_set_error(TGC_ERR_ARG, "tgc_jit_call: variable %s is not bound", j->ctx->vars[v]->name);
   tgc_status st = TGC_OK;
   if (j->graph) {

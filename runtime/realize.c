@@ -113,7 +113,7 @@ static tgc_status run_kernel(tgc_ctx *ctx, const tgc_kernel *k, const tgc_progra
   if (!out->buf) {
     out->buf = out->op == TGC_OP_ASSIGN ? tgc_buffer_ref(assign_base(out)->buf)
                                          : tgc_buffer_new(ctx, (tgc_dtype)out->dtype,
-                                                          (size_t)tgc_numel(out));
+                                                          (size_t)tgc_shape_numel_max(ctx, out->ndim, out->shape));
     if (!out->buf) return tgc_last_status();
     if (ctx->capture && out->op != TGC_OP_ASSIGN) tgc_jit_note_alloc(ctx, out->buf);
   }
@@ -127,7 +127,7 @@ static tgc_status run_kernel(tgc_ctx *ctx, const tgc_kernel *k, const tgc_progra
   }
   if (ctx->capture) tgc_jit_note_launch(ctx, (tgc_program *)p, k->nbufs, owners);
   for (int v = 0; v < p->info.nvars; v++)
-    if (!ctx->var_bound[v])
+    if ((p->info.var_mask >> v & 1) && !ctx->var_bound[v])
       return tgc_set_error(TGC_ERR_ARG, "tgc_realize: variable %s is not bound (tgc_var_bind)",
                            ctx->vars[v] ? ctx->vars[v]->name : "?");
   double t0 = ctx->debug >= 2 ? tgc_now() : 0;
@@ -248,15 +248,49 @@ tgc_status tgc_sync(tgc_ctx *ctx) {
   return ctx->dev->sync(ctx->dev);
 }
 
+/* Copies the current extent of a tensor of symbolic shape out of its
+ * buffer, which is laid out at the largest extent: row by row of the
+ * innermost axis. */
+static tgc_status copy_out_symbolic(tgc_uop *x, char *dst) {
+  tgc_ctx *ctx = x->ctx;
+  size_t es = (size_t)tgc_dtypes[x->dtype].bytes;
+  int64_t maxs[TGC_MAX_DIMS], cur[TGC_MAX_DIMS], idx[TGC_MAX_DIMS] = {0};
+  tgc_shape_max(ctx, x->ndim, x->shape, maxs);
+  for (int i = 0; i < x->ndim; i++) cur[i] = tgc_sym_eval(x->shape[i], ctx->var_values);
+  size_t all = (size_t)tgc_shape_numel_max(ctx, x->ndim, x->shape) * es;
+  char *tmp = malloc(all ? all : 1);
+  if (!tmp) return tgc_set_error(TGC_ERR_NOMEM, "tgc_to_host: out of host memory (%zu bytes)", all);
+  tgc_status st = ctx->dev->copy_out(ctx->dev, tmp, x->buf->ptr, all);
+  int last = x->ndim - 1;
+  size_t row = (size_t)cur[last] * es;
+  for (bool more = st == TGC_OK; more;) {
+    int64_t off = 0;
+    for (int i = 0; i < last; i++) off = (off + idx[i]) * maxs[i + 1];
+    memcpy(dst, tmp + (size_t)off * es, row);
+    dst += row;
+    int i = last - 1;
+    while (i >= 0 && ++idx[i] == cur[i]) idx[i--] = 0;
+    more = i >= 0;
+  }
+  free(tmp);
+  return st;
+}
+
 tgc_status tgc_to_host(tgc_tensor *x, void *dst, size_t nbytes) {
   if (!x) return tgc_set_error(TGC_ERR_ARG, "tgc_to_host: tensor is NULL");
   if (!dst) return tgc_set_error(TGC_ERR_ARG, "tgc_to_host: destination is NULL");
-  size_t want = (size_t)tgc_numel(x) * (size_t)tgc_dtypes[x->dtype].bytes;
+  int64_t n = tgc_numel(x);
+  if (n < 0) {
+    tgc_fail_in("tgc_to_host");
+    return tgc_last_status();
+  }
+  size_t want = (size_t)n * (size_t)tgc_dtypes[x->dtype].bytes;
   if (nbytes != want)
     return tgc_set_error(TGC_ERR_ARG, "tgc_to_host: the tensor has %zu bytes, the destination %zu", want, nbytes);
   if (!tgc_uop_current(x)) {
     tgc_status st = tgc_realize(x->ctx, 1, &x);
     if (st != TGC_OK) return st;
   }
+  if (tgc_shape_symbolic(x->ndim, x->shape)) return copy_out_symbolic(x, dst);
   return x->ctx->dev->copy_out(x->ctx->dev, dst, x->buf->ptr, nbytes);
 }
