@@ -112,7 +112,7 @@ static bool reshape_view(const tgc_view *v, int nn, const int64_t *ns, tgc_view 
     int64_t st = v->strides[od[oj - 1]];
     for (int k = nj - 1; k >= ni; k--) {
       out->strides[k] = ns[k] == 1 ? 0 : st;
-      st *= ns[k];
+      if (k > ni) st *= ns[k]; /* a symbolic size is alone in its group: never multiplied */
     }
     if (one_to_one && v->has_mask) {
       out->mask[ni][0] = v->mask[od[oi]][0];
