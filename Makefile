@@ -1,6 +1,6 @@
 # Makefile - builds libtgc, its tests and benchmarks (GNU make).
 #
-#   make                       build/libtgc.a and build/libtgc.so
+#   make                       build/libtgc.a, build/libtgc.so and build/tgc-llama
 #   make test                  install missing Debian packages (make deps),
 #                              build and run the Criterion suite, then the
 #                              embedding test (tests/embed/run.sh)
@@ -10,6 +10,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make bench                 build bench/*.c and run bench/run.sh
 #   make deps                  install missing Debian packages (tools/deps.sh)
+#   make fuzz                  fuzz the GGUF reader for FUZZ_SECONDS (60) with libFuzzer
 #   make clean                 remove build/
 #
 # Every file the build writes lies under $(BUILD).  Objects sit in
@@ -80,7 +81,9 @@ TEST_ARGS ?=
 .PHONY: all deps test bench install uninstall clean FORCE
 .DELETE_ON_ERROR:
 
-all: $(STATIC_LIB) $(SHARED_LIB)
+LLAMA_BIN := $(B)/tgc-llama
+
+all: $(STATIC_LIB) $(SHARED_LIB) $(LLAMA_BIN)
 
 # ---- library ---------------------------------------------------------------
 
@@ -108,7 +111,7 @@ $(B)/flags: FORCE
 	@mkdir -p $(@D)
 	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@
 
--include $(LIB_OBJS:.o=.d) $(LLAMA_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(GPU_CHECK_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(LLAMA_OBJS:.o=.d) $(B)/obj/llama/main.d $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(GPU_CHECK_OBJS:.o=.d)
 
 # ---- dependencies ----------------------------------------------------------
 
@@ -128,6 +131,13 @@ $(LLAMA_LIB): $(LLAMA_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@
 	$(AR) rcs $@ $^
+
+# llama/ needs PCRE2's headers: make sure the packages are there.
+$(LLAMA_OBJS) $(B)/obj/llama/main.o: | deps
+
+$(LLAMA_BIN): $(B)/obj/llama/main.o $(LLAMA_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LLAMA_LIB) $(STATIC_LIB) $(LLAMA_LIBS) $(LIBS)
 
 $(TEST_BIN): $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
@@ -155,6 +165,11 @@ endif
 $(B)/bench/%: $(B)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LIB) $(LIBS)
+
+# The LLaMA benchmark links llama/ as well.
+$(B)/bench/llama: $(B)/obj/bench/llama.o $(LLAMA_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LLAMA_LIB) $(STATIC_LIB) $(LLAMA_LIBS) $(LIBS)
 
 # gpu_check also links its op checks and CUDA driver code from bench/gpu/.
 $(B)/bench/gpu_check: $(GPU_CHECK_OBJS)
@@ -215,3 +230,45 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- fuzzing ---------------------------------------------------------------
+
+# `make fuzz` fuzzes the GGUF reader with libFuzzer for FUZZ_SECONDS: it
+# makes sure clang and its fuzzer runtime are installed (tools/deps.sh),
+# builds tests/fuzz/gguf_fuzz.c with llama/gguf.c and ops/util.c (all the
+# reader needs) under ASan and UBSan, writes a seed corpus of valid files
+# with the writer (tests/fuzz/make-seeds.c, linked to this build's
+# libraries), and runs.  New inputs collect in $(FUZZ_DIR)/corpus and carry
+# over to the next run; a crash, leak or sanitizer report is saved as
+# $(FUZZ_DIR)/crash-* and fails the target.  Replay one with
+#   $(FUZZ_DIR)/gguf_fuzz $(FUZZ_DIR)/crash-<hash>
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -Iinclude \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SRCS := tests/fuzz/gguf_fuzz.c llama/gguf.c ops/util.c
+
+.PHONY: fuzz fuzz-deps
+fuzz-deps:
+	@tools/deps.sh clang libclang-rt-dev
+	@$(FUZZ_CC) --version >/dev/null || { echo "fuzz: $(FUZZ_CC) does not run" >&2; exit 1; }
+
+ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
+$(LIB_OBJS) $(LLAMA_OBJS): | deps
+endif
+
+$(FUZZ_DIR)/gguf_fuzz: $(FUZZ_SRCS) llama/gguf.h include/tgc.h include/tgc_internal.h | fuzz-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS) -lm
+
+$(FUZZ_DIR)/make-seeds: tests/fuzz/make-seeds.c llama/gguf.h $(LLAMA_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LLAMA_LIB) $(STATIC_LIB) $(LLAMA_LIBS) $(LIBS)
+
+fuzz: $(FUZZ_DIR)/gguf_fuzz $(FUZZ_DIR)/make-seeds
+	rm -rf $(FUZZ_DIR)/seeds
+	mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
+	$(FUZZ_DIR)/make-seeds $(FUZZ_DIR)/seeds
+	$(FUZZ_DIR)/gguf_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  -dict=tests/fuzz/gguf.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds

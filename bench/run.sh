@@ -22,7 +22,7 @@ echo "compiler: ${TGC_CC:-cc} ($(${TGC_CC:-cc} --version 2>/dev/null | head -n 1
 echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine skews the figures)"
 
 status=0
-for prog in matvec compile jit; do
+for prog in matvec compile jit llama; do
   echo
   echo "== $prog"
   if [ ! -x "$dir/$prog" ]; then

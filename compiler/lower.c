@@ -265,11 +265,17 @@ static void view_index(lower *L, const tgc_st *st, const int *vals, int *idx, in
     const tgc_view *w = &st->views[k];
     int64_t after = 1;
     int nl = iadd(L, iconst(L, w->offset), var_terms(L, w));
+    int outer = 0; /* the outermost axis needs no modulo: the index is in range */
+    while (outer < w->ndim - 1 && w->shape[outer] == 1) outer++;
     for (int d = w->ndim - 1; d >= 0; d--) {
       if (w->shape[d] == 1) continue;
-      TGC_ASSERT(!tgc_sym_is(w->shape[d])); /* tgc_st_reshape keeps symbolic views on top */
-      int x = imodc(L, idivc(L, lin, after), w->shape[d]);
-      after *= w->shape[d];
+      /* tgc_st_reshape lets a symbolic size into a lower view only outermost */
+      TGC_ASSERT(d == outer || !tgc_sym_is(w->shape[d]));
+      int x = idivc(L, lin, after);
+      if (d != outer) {
+        x = imodc(L, x, w->shape[d]);
+        after *= w->shape[d];
+      }
       nl = iadd(L, nl, imul(L, x, w->strides[d]));
       if (w->has_mask) ok = band(L, ok, in_range(L, x, w->mask[d][0], w->mask[d][1]));
     }

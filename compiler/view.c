@@ -10,7 +10,9 @@
  * Sizes and mask bounds may be symbolic (ops/sym.c); strides never are: a
  * buffer of symbolic shape is laid out at its largest extent, and a window
  * that starts at a symbolic position adds variable terms (voff) to the
- * offset.  A reshape keeps each symbolic size as an axis of its own.
+ * offset.  A reshape keeps each symbolic size as an axis of its own, and
+ * pushes a new view over a symbolic shape only when the symbolic size is
+ * outermost (the flat index then never needs a stride of it).
  */
 #include "tgc_internal.h"
 
@@ -26,9 +28,21 @@ static void contiguous_in(tgc_view *v, int ndim, const int64_t *shape, const int
   }
 }
 
+/* No symbolic size, or one that comes before every other size > 1: then
+ * row-major strides never depend on it. */
+static bool sym_outermost(int ndim, const int64_t *shape) {
+  int i = 0;
+  while (i < ndim && shape[i] == 1) i++;
+  for (int j = i + 1; j < ndim; j++)
+    if (tgc_sym_is(shape[j])) return false;
+  return true;
+}
+
 void tgc_view_contiguous(tgc_view *v, int ndim, const int64_t *shape) {
-  TGC_ASSERT(!tgc_shape_symbolic(ndim, shape));
-  contiguous_in(v, ndim, shape, shape);
+  TGC_ASSERT(sym_outermost(ndim, shape));
+  int64_t maxs[TGC_MAX_KDIMS];
+  for (int i = 0; i < ndim; i++) maxs[i] = tgc_sym_is(shape[i]) ? 1 : shape[i]; /* never multiplied in */
+  contiguous_in(v, ndim, shape, maxs);
 }
 
 tgc_st tgc_st_contiguous(int ndim, const int64_t *shape) { return tgc_st_contiguous_in(NULL, ndim, shape); }
@@ -135,8 +149,9 @@ bool tgc_st_reshape(tgc_st *st, int ndim, const int64_t *shape) {
     *v = nv;
     return true;
   }
-  /* a new view indexes the flat index of this one: not for symbolic sizes */
-  if (st->nviews == TGC_MAX_VIEWS || tgc_shape_symbolic(v->ndim, v->shape) || tgc_shape_symbolic(ndim, shape))
+  /* a new view indexes the flat index of this one: a symbolic size may
+   * only be outermost in both, where the flat index needs no stride of it */
+  if (st->nviews == TGC_MAX_VIEWS || !sym_outermost(v->ndim, v->shape) || !sym_outermost(ndim, shape))
     return false;
   st->nviews++;
   tgc_view_contiguous(top(st), ndim, shape);
