@@ -277,7 +277,10 @@ static void cpu_heuristic(tgc_kshape *ks, bool vectors) {
   bool vec = vectors && vector_friendly(store);
   int big = biggest_load(ks), r = last_axis(ks, AXIS_REDUCE), g = last_axis(ks, AXIS_GLOBAL);
   if (r >= 0) {
-    if (vec && big >= 0 && stride_of(ks, big, r) == 1 && ks->shape[r] % W == 0 &&
+    /* a vector along the reduce is summed to a scalar before the work after
+     * the reduce: only the reduce's input must run on vectors */
+    bool vec_red = vectors && vector_friendly(ks->reduce->src[0]);
+    if (vec_red && big >= 0 && stride_of(ks, big, r) == 1 && ks->shape[r] % W == 0 &&
         tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, W})) {
       /* a dot product along contiguous memory: vector accumulators, two of
        * them, and several outputs at once when an operand is shared */

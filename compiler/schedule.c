@@ -181,6 +181,30 @@ static int count_rp_below(sched *s, tgc_uop *u, imap *visit) {
   return n;
 }
 
+/* Elementwise work read through an EXPAND inside a reduce's region is
+ * recomputed for every element of the expanded axes: matmul's A [M,1,K]
+ * broadcast over N would redo rmsnorm's x * r * w once per output row of a
+ * matvec.  Where that multiplies the work by 4 or more, the work is stored
+ * first (a small kernel) and the reduce reads it.  Marks such nodes under u;
+ * true if it marked any. */
+static bool store_expanded_work(sched *s, tgc_uop *u, imap *visit) {
+  if (done(u) || is_rp(s, u) || imap_slot(visit, u)) return false;
+  imap_put(visit, u, 1);
+  bool marked = false;
+  if (u->op == TGC_OP_EXPAND) {
+    tgc_uop *b = u->src[0];
+    while (IS_MOVE(b->op) && !done(b) && !is_rp(s, b)) b = b->src[0];
+    int64_t from = tgc_shape_numel_max(s->ctx, u->src[0]->ndim, u->src[0]->shape);
+    int64_t to = tgc_shape_numel_max(s->ctx, u->ndim, u->shape);
+    if (!done(b) && !is_rp(s, b) && IS_ALU(b->op) && to >= 4 * from) {
+      mark(s, b);
+      return true;
+    }
+  }
+  for (int i = 0; i < nsrc_of(u); i++) marked |= store_expanded_work(s, src_of(u, i), visit);
+  return marked;
+}
+
 static bool is_root_op(const tgc_uop *u) {
   return u->op == TGC_OP_CONTIGUOUS || u->op == TGC_OP_ASSIGN || u->op == TGC_OP_GATHER;
 }
@@ -205,6 +229,14 @@ static bool realize_pass(sched *s) {
       changed |= mark_reduces_below(s, u) > 0; /* a reduce of a reduce */
       imap_free(&s->memo);
     }
+  }
+  if (changed) return true;
+  for (int i = 0; i < s->ntopo; i++) {
+    tgc_uop *u = s->topo[i];
+    if (!IS_REDUCE(u->op) || done(u)) continue;
+    imap visit = {0};
+    changed |= store_expanded_work(s, u->src[0], &visit);
+    imap_free(&visit);
   }
   if (changed) return true;
   /* shared work built on three or more of this schedule's kernel outputs
