@@ -17,6 +17,7 @@ typedef struct rctx {
   tgc_str *out;
   int depth;
   char **names; /* per instruction: how to refer to it */
+  bool *used;   /* per instruction: some instruction reads it */
 } rctx;
 
 /* ---- table lookups with fallback to C ------------------------------------ */
@@ -281,7 +282,10 @@ static void render_ins(rctx *r, int i) {
     return;
   case TGC_OP_LOAD: render_load(r, i); return;
   case TGC_OP_STORE: render_store(r, l); return;
-  case TGC_OP_VECTORIZE: render_vectorize(r, i); return;
+  case TGC_OP_VECTORIZE: /* lanes split for an op are often read lane by lane only; an unread
+                          * vector (a bool4 OpenCL has no type for) is not emitted */
+    if (r->used[i]) render_vectorize(r, i);
+    return;
   case TGC_OP_GEP:
     decl(r, i);
     expand(r, FIELD(r->lang, gep), (fmtargs){.l = l, .lane = (int)l->c.i});
@@ -304,7 +308,10 @@ char *tgc_render(const tgc_lang *lang, const tgc_linprog *p) {
   tgc_str out = {0};
   rctx r = {.lang = lang, .p = p, .out = &out};
   r.names = tgc_xcalloc((size_t)p->n + 1, sizeof *r.names);
+  r.used = tgc_xcalloc((size_t)p->n + 1, sizeof *r.used);
   for (int i = 0; i < p->n; i++) r.names[i] = name_of(lang, &p->ins[i], i);
+  for (int i = 0; i < p->n; i++)
+    for (int k = 0; k < p->ins[i].nsrc; k++) r.used[p->ins[i].src[k]] = true;
   tgc_str_cat(&out, lang->preamble);
   lang->vec_typedefs(&out, p);
   lang->signature(&out, lang, p, p->info.name);
@@ -315,6 +322,7 @@ char *tgc_render(const tgc_lang *lang, const tgc_linprog *p) {
   tgc_str_cat(&out, "}\n");
   for (int i = 0; i < p->n; i++) free(r.names[i]);
   free(r.names);
+  free(r.used);
   return out.s;
 }
 

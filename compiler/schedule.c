@@ -184,9 +184,13 @@ static int count_rp_below(sched *s, tgc_uop *u, imap *visit) {
 /* Elementwise work read through an EXPAND inside a reduce's region is
  * recomputed for every element of the expanded axes: matmul's A [M,1,K]
  * broadcast over N would redo rmsnorm's x * r * w once per output row of a
- * matvec.  Where that multiplies the work by 4 or more, the work is stored
- * first (a small kernel) and the reduce reads it.  Marks such nodes under u;
- * true if it marked any. */
+ * matvec.  Where that multiplies the work by 64 or more, the work is stored
+ * first (a small kernel) and the reduce reads it.  Not below that: a
+ * quantized weight read by a prefill chunk of up to 32 rows is dequantized
+ * in the matmul's loads rather than stored in f32 (memory the size of the
+ * weight, four times over).  Nor for fewer than 16 elements, which cost
+ * less to recompute than a launch.  Marks such nodes under u; true if it
+ * marked any. */
 static bool store_expanded_work(sched *s, tgc_uop *u, imap *visit) {
   if (done(u) || is_rp(s, u) || imap_slot(visit, u)) return false;
   imap_put(visit, u, 1);
@@ -196,7 +200,7 @@ static bool store_expanded_work(sched *s, tgc_uop *u, imap *visit) {
     while (IS_MOVE(b->op) && !done(b) && !is_rp(s, b)) b = b->src[0];
     int64_t from = tgc_shape_numel_max(s->ctx, u->src[0]->ndim, u->src[0]->shape);
     int64_t to = tgc_shape_numel_max(s->ctx, u->ndim, u->shape);
-    if (!done(b) && !is_rp(s, b) && IS_ALU(b->op) && to >= 4 * from) {
+    if (!done(b) && !is_rp(s, b) && IS_ALU(b->op) && from >= 16 && to >= 64 * from) {
       mark(s, b);
       return true;
     }

@@ -71,9 +71,10 @@ tgc_tensor *tgc_wupload(tgc_ctx *ctx, tgc_wtype t, int64_t rows, int64_t cols, c
  * error. */
 tgc_tensor *tgc_wdequant(tgc_tensor *raw, tgc_wtype t, int64_t rows, int64_t cols);
 /* x [..., cols] f32 times the weight transposed: [..., rows] f32, lazy.  A
- * matvec is one kernel reading raw; no dequantized copy is allocated.  NULL
- * x or raw gives NULL quietly; x of another dtype or last size, NULL with
- * an error. */
+ * matvec is one kernel reading raw; no dequantized copy is allocated.  x
+ * has 1 to 5 dimensions for a quantized type.  NULL x or raw gives NULL
+ * quietly; x of another dtype or last size, or a raw that tgc_wdequant
+ * would refuse, NULL with an error. */
 tgc_tensor *tgc_wlinear(tgc_tensor *x, tgc_tensor *raw, tgc_wtype t, int64_t rows, int64_t cols);
 
 /* ---- the model ---------------------------------------------------------------- */

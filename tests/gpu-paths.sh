@@ -16,7 +16,7 @@ cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 export TGC_DEVICE=opencl TGC_XCHECK=cuda TGC_CACHE_DIR=$cache
 # PoCL's kernel compiler prints warnings of its own; keep only tgc's lines
-for suite in elementwise reduce movement nn sched gpu vars symbolic; do
+for suite in elementwise reduce movement nn sched gpu vars symbolic quant llama; do
   echo "gpu-paths: $suite on opencl, CUDA checked by NVRTC"
   "$bin" --jobs "$jobs" --filter "$suite/*" 2>&1 | grep -v '^[0-9]* warnings\? generated\.$'
 done
