@@ -191,7 +191,7 @@ bench: $(BENCH_BINS)
 $(B)/obj/bench/gpu_check.o $(GPU_CHECK_OBJS): private BENCH_CFLAGS :=
 # jit too: gpu-check.sh runs it on the GPU machine (its kernels are
 # compiled by tgc at run time, for the machine they run on).
-$(B)/obj/bench/jit.o: private BENCH_CFLAGS :=
+$(B)/obj/bench/jit.o $(B)/obj/bench/llama.o: private BENCH_CFLAGS :=
 
 # On a GPU machine (bench/gpu-check.sh has the details): the tree is built
 # elsewhere and copied with $(B), and the packages tgc builds with (xxhash
@@ -206,8 +206,9 @@ ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
   GPU_CHECK_CAN_BUILD := $(shell echo '$(hash)include <xxhash.h>' | $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
 endif
 .PHONY: gpu-check
-gpu-check: $(if $(GPU_CHECK_CAN_BUILD),$(B)/bench/gpu_check $(B)/bench/jit)
+gpu-check: $(if $(GPU_CHECK_CAN_BUILD),$(B)/bench/gpu_check $(B)/bench/jit $(B)/bench/llama)
 	TGC_GPU_CHECK_BIN=$(abspath $(B))/bench/gpu_check TGC_GPU_CHECK_JIT_BIN=$(abspath $(B))/bench/jit \
+	  TGC_GPU_CHECK_LLAMA_BIN=$(abspath $(B))/bench/llama \
 	  bash bench/gpu-check.sh
 
 # ---- install ---------------------------------------------------------------

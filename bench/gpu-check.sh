@@ -129,7 +129,7 @@ run() {
 # Limits: the whole script within $budget s, whatever each run does; a run
 # that overstays gets TERM, then KILL 5 s later.
 left() { echo $((budget - (SECONDS - start))); }
-jit_reserve=65 # seconds kept for the two JIT runs at the end
+jit_reserve=125 # seconds kept for the two JIT runs (65) and the llama decode (60) at the end
 cold_limit=$(($(left) - 45 - jit_reserve))
 [ "$cold_limit" -gt 200 ] && cold_limit=200
 run cold "$cold_limit" loud --reps "$reps"
@@ -188,6 +188,24 @@ for mode in 1 2; do
 done
 # The two modes launch the same kernels on the same inputs: their outputs
 # must be equal bit for bit, so must the checksums.
+
+# LLaMA decode on the device: llama3-1b in f16, next to the copy bandwidth
+# the cold run measured (aim: weight GB/s >= 80% of it).  Needs the
+# benchmark built where tgc builds (it links llama/ and PCRE2).
+lbin=${TGC_GPU_CHECK_LLAMA_BIN:-build/bench/llama}
+llama_limit=$(($(left) - 5))
+echo
+if [ ! -x "$lbin" ] || ! "$lbin" --help >/dev/null 2>&1; then
+  echo "== llama: $lbin is missing or does not run here; skipped"
+elif [ "$llama_limit" -lt 40 ]; then
+  echo "== llama: no time left (${llama_limit} s); skipped"
+else
+  echo "== llama llama3-1b:f16 on $TGC_DEVICE (limit ${llama_limit} s)"
+  set +e
+  BENCH_TOKENS=16 timeout -k 5 "$llama_limit" "$lbin" llama3-1b:f16 2>&1 | tail -n 5
+  set -e
+  grep -iE 'copy|d2d' "$logs/cold.log" | head -n 3 || true
+fi
 agree="no answer: a JIT run did not finish"
 if [ -n "$(jit_sum 1)" ] && [ -n "$(jit_sum 2)" ]; then
   if [ "$(jit_sum 1)" = "$(jit_sum 2)" ]; then

@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 #include <tgc.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -57,7 +58,10 @@ static void run_case(const char *spec, base_pool *bp, int tokens) {
   if (!m) die("tgc_llama_new");
   tgc_llama_weights_free(&w); /* the device holds its own copy */
   double load_s = bench_now() - t0, bytes = tgc_llama_weight_bytes(m);
-  size_t nfloats = (size_t)(bytes / 4) / 64 * 64;
+  /* the host read baseline means something only next to the CPU device;
+   * on a GPU, gpu-check.sh prints the device copy bandwidth instead */
+  bool cpu = !strcmp(tgc_ctx_device(ctx), "cpu");
+  size_t nfloats = cpu ? (size_t)(bytes / 4) / 64 * 64 : 64;
   float *buf = malloc(nfloats * sizeof *buf);
   if (!buf) die("baseline buffer");
   for (size_t i = 0; i < nfloats; i++) buf[i] = (float)(i & 7);
@@ -67,18 +71,22 @@ static void run_case(const char *spec, base_pool *bp, int tokens) {
   for (; pos < 3; pos++) /* call 1 compiles, call 2 records, call 3 replays */
     if (tgc_llama_eval(m, &tok, 1, pos, NULL, &tok) != TGC_OK) die("decode");
   double warm_s = bench_now() - cold0;
-  baseline_once(bp, buf, nfloats);
+  if (cpu) baseline_once(bp, buf, nfloats);
   double *tt = malloc(sizeof *tt * (size_t)tokens), *tb = malloc(sizeof *tb * (size_t)tokens);
   for (int i = 0; i < tokens; i++, pos++) {
     double a = bench_now();
     if (tgc_llama_eval(m, &tok, 1, pos, NULL, &tok) != TGC_OK) die("decode");
     tt[i] = bench_now() - a;
-    tb[i] = baseline_once(bp, buf, nfloats);
+    tb[i] = cpu ? baseline_once(bp, buf, nfloats) : 1;
   }
   double ms = 1e3 * bench_median(tt, tokens), base_s = bench_median(tb, tokens);
   double gbs = bytes / (ms * 1e-3) / 1e9, base_gbs = (double)nfloats * 4 / base_s / 1e9;
-  printf("  %-12s %-5s %9.1f %9.2f %9.1f %9.1f %7.0f%% %9.2f %8.2f\n", preset, tgc_wtypes[wt].name, bytes / 1e6, ms,
-         gbs, base_gbs, 100 * gbs / base_gbs, load_s, warm_s);
+  if (cpu)
+    printf("  %-12s %-5s %9.1f %9.2f %9.1f %9.1f %7.0f%% %9.2f %8.2f\n", preset, tgc_wtypes[wt].name, bytes / 1e6, ms,
+           gbs, base_gbs, 100 * gbs / base_gbs, load_s, warm_s);
+  else
+    printf("  %-12s %-5s %9.1f %9.2f %9.1f %9s %8s %9.2f %8.2f  on %s: %.1f tokens/s\n", preset, tgc_wtypes[wt].name,
+           bytes / 1e6, ms, gbs, "-", "-", load_s, warm_s, tgc_ctx_device(ctx), 1e3 / ms);
   fflush(stdout);
   free(tt);
   free(tb);
@@ -94,7 +102,11 @@ int main(int argc, char **argv) {
   char tbuf[16];
   snprintf(tbuf, sizeof tbuf, "%d", threads);
   setenv("TGC_THREADS", tbuf, 1);
-  setenv("TGC_DEVICE", "cpu", 0);
+  setenv("TGC_DEVICE", "cpu", 0); /* TGC_DEVICE=cuda: the GPU (gpu-check.sh) */
+  if (argc > 1 && !strcmp(argv[1], "--help")) {
+    printf("usage: llama [PRESET:TYPE ...]  (TGC_THREADS, TGC_DEVICE, BENCH_TOKENS)\n");
+    return 0;
+  }
   const char *e = getenv("BENCH_TOKENS");
   int tokens = e && atoi(e) > 0 ? atoi(e) : 16;
   static const char *dflt[] = {"stories15m:f32", "small-512:f32", "small-512:f16", "llama3-1b:f16"};

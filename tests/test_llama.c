@@ -14,12 +14,17 @@
  * the same function, so the same 1e-4 holds.  Against the f32 model the
  * difference is the quantization's own, which is no property of tgc.
  */
+#define _DEFAULT_SOURCE /* mkdtemp, truncate */
 #include "tgc_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stddef.h>
+#include <unistd.h>
 
+#include "../llama/gguf.h"
 #include "../llama/llama.h"
+#include "../llama/tokenizer.h"
 #include "llama_ref.h"
 
 static void dequant(int type, const void *src, int64_t rows, int64_t cols, float *dst) {
@@ -142,4 +147,155 @@ Test(llama, bad_input_is_an_error) {
   tgc_llama_free(m);
   tgc_ctx_free(ctx);
   tgc_llama_weights_free(&w);
+}
+
+/* Llama 3's pieces on the tiny shapes: RoPE frequency factors and an
+ * output projection tied to the embedding, against the reference. */
+Test(llama, rope_factors_and_tied_output_match_the_reference, .timeout = 300) {
+  tgc_llama_weights w;
+  cr_assert_eq(tgc_llama_preset("tiny", TGC_W_F32, 5, &w), TGC_OK, "%s", tgc_last_error());
+  int hd = w.cfg.dim / w.cfg.n_heads, V = w.cfg.vocab;
+  float factors[64];
+  for (int i = 0; i < hd / 2; i++) factors[i] = 1.0f + 3.0f * (float)i / (float)(hd / 2); /* 1 .. 4 */
+  w.rope_freqs = factors;
+  w.cfg.tied = true;
+  w.output = w.tok_emb;
+  w.cfg.rope_base = 500000;
+  tgc_ref_model *ref = tgc_ref_new(&w, dequant);
+  tgc_ctx *ctx = tgc_ctx_new();
+  tgc_llama *m = tgc_llama_new(ctx, &w, NULL);
+  cr_assert_not_null(m, "%s", tgc_last_error());
+  float *got = malloc(sizeof *got * (size_t)V);
+  double *want = malloc(sizeof *want * (size_t)V);
+  int32_t tok = 7;
+  for (int pos = 0; pos < 12; pos++) {
+    int32_t am;
+    cr_assert_eq(tgc_llama_eval(m, &tok, 1, pos, got, &am), TGC_OK, "%s", tgc_last_error());
+    tgc_ref_step(ref, tok, pos, want);
+    double e = scaled_error(got, want, V);
+    cr_assert_leq(e, 1e-4, "step %d: error %.3g", pos, e);
+    cr_assert_eq(am, tgc_ref_argmax(want, V));
+    tok = am;
+  }
+  free(got);
+  free(want);
+  tgc_llama_free(m);
+  tgc_ctx_free(ctx);
+  tgc_ref_free(ref);
+  tgc_llama_weights_free(&w);
+}
+
+static void tmp_gguf(char *path, size_t cap) {
+  char dir[] = "/tmp/tgc-llama-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, cap, "%s/m.gguf", dir);
+}
+
+static void rm_gguf(const char *path) {
+  char dir[256];
+  snprintf(dir, sizeof dir, "%s", path);
+  unlink(path);
+  *strrchr(dir, '/') = 0;
+  rmdir(dir);
+}
+
+/* A preset written as GGUF and read back is the same model: the same
+ * logits, bit for bit, step by step (weights, config and tokenizer). */
+Test(llama, a_preset_exported_to_gguf_loads_back_as_the_same_model, .timeout = 300) {
+  char path[256];
+  tmp_gguf(path, sizeof path);
+  tgc_llama_model a, b;
+  cr_assert_eq(tgc_llama_load_preset("tiny", TGC_W_Q8_0, 11, &a), TGC_OK, "%s", tgc_last_error());
+  cr_assert_eq(tgc_llama_export(&a, path), TGC_OK, "%s", tgc_last_error());
+  cr_assert_eq(tgc_llama_load(path, -1, &b, NULL), TGC_OK, "%s", tgc_last_error());
+  cr_expect_eq(memcmp(&a.w.cfg, &b.w.cfg, offsetof(tgc_llama_config, rope_base)), 0, "the shapes");
+  cr_expect_eq(b.w.layers[1].w_up.type, TGC_W_Q8_0);
+  cr_expect_eq(tgc_tok_n_vocab(b.tok), tgc_tok_n_vocab(a.tok));
+  int32_t ia[64], ib[64];
+  int na = tgc_tok_encode(a.tok, "Hello, world", 12, true, false, ia, 64);
+  int nb = tgc_tok_encode(b.tok, "Hello, world", 12, true, false, ib, 64);
+  cr_assert(na == nb && na > 0 && !memcmp(ia, ib, sizeof *ia * (size_t)na), "the tokenizer");
+  int V = a.w.cfg.vocab;
+  tgc_ctx *ca = tgc_ctx_new(), *cb = tgc_ctx_new();
+  tgc_llama *ma = tgc_llama_new(ca, &a.w, NULL), *mb = tgc_llama_new(cb, &b.w, NULL);
+  cr_assert(ma && mb, "%s", tgc_last_error());
+  float *la = malloc(sizeof *la * (size_t)V), *lb = malloc(sizeof *lb * (size_t)V);
+  int32_t ta = 1, tb = 1;
+  for (int pos = 0; pos < 8; pos++) {
+    cr_assert_eq(tgc_llama_eval(ma, &ta, 1, pos, la, &ta), TGC_OK, "%s", tgc_last_error());
+    cr_assert_eq(tgc_llama_eval(mb, &tb, 1, pos, lb, &tb), TGC_OK, "%s", tgc_last_error());
+    cr_assert_eq(memcmp(la, lb, sizeof *la * (size_t)V), 0, "step %d: logits differ", pos);
+    cr_assert_eq(ta, tb);
+  }
+  free(la);
+  free(lb);
+  tgc_llama_free(ma);
+  tgc_llama_free(mb);
+  tgc_ctx_free(ca);
+  tgc_ctx_free(cb);
+  /* and converted at load: f32 -> q4_0 */
+  tgc_llama_model f, q;
+  cr_assert_eq(tgc_llama_load_preset("tiny", TGC_W_F32, 11, &f), TGC_OK);
+  cr_assert_eq(tgc_llama_export(&f, path), TGC_OK, "%s", tgc_last_error());
+  cr_assert_eq(tgc_llama_load(path, TGC_W_Q4_0, &q, NULL), TGC_OK, "%s", tgc_last_error());
+  cr_expect_eq(q.w.layers[0].wq.type, TGC_W_Q4_0);
+  cr_expect_eq(q.w.layers[0].attn_norm.type, TGC_W_F32, "norms stay f32");
+  tgc_llama_model_free(&q);
+  tgc_llama_model_free(&f);
+  tgc_llama_model_free(&a);
+  tgc_llama_model_free(&b);
+  rm_gguf(path);
+}
+
+/* Files that are GGUF but not a usable LLaMA: each error names the problem. */
+Test(llama, bad_gguf_models_are_errors_that_name_the_problem) {
+  char path[256];
+  tmp_gguf(path, sizeof path);
+  tgc_llama_model m;
+  /* no llama.* keys at all */
+  tgc_gguf_writer *g = tgc_gguf_writer_new();
+  tgc_gguf_writer_add_str(g, "general.architecture", "llama");
+  cr_assert_eq(tgc_gguf_writer_write(g, path), TGC_OK, "%s", tgc_last_error());
+  tgc_gguf_writer_free(g);
+  cr_expect_neq(tgc_llama_load(path, -1, &m, NULL), TGC_OK);
+  cr_expect(strstr(tgc_last_error(), "llama.embedding_length"), "%s", tgc_last_error());
+  /* another architecture */
+  g = tgc_gguf_writer_new();
+  tgc_gguf_writer_add_str(g, "general.architecture", "mamba");
+  tgc_gguf_writer_write(g, path);
+  tgc_gguf_writer_free(g);
+  cr_expect_eq(tgc_llama_load(path, -1, &m, NULL), TGC_ERR_UNSUPPORTED);
+  cr_expect(strstr(tgc_last_error(), "mamba"), "%s", tgc_last_error());
+  /* a tensor whose shape disagrees with the metadata: dim says 64, wq is 64x32 */
+  tgc_llama_model p;
+  cr_assert_eq(tgc_llama_load_preset("tiny", TGC_W_F32, 1, &p), TGC_OK);
+  p.w.layers[1].wq.rows = 32;
+  cr_assert_eq(tgc_llama_export(&p, path), TGC_OK, "%s", tgc_last_error());
+  cr_expect_eq(tgc_llama_load(path, -1, &m, NULL), TGC_ERR_SHAPE);
+  cr_expect(strstr(tgc_last_error(), "blk.1.attn_q.weight"), "%s", tgc_last_error());
+  p.w.layers[1].wq.rows = 64;
+  /* nf4 has no GGUF type */
+  tgc_llama_model n;
+  cr_assert_eq(tgc_llama_load_preset("tiny", TGC_W_NF4, 1, &n), TGC_OK, "%s", tgc_last_error());
+  cr_expect_eq(tgc_llama_export(&n, path), TGC_ERR_UNSUPPORTED);
+  cr_expect(strstr(tgc_last_error(), "nf4"), "%s", tgc_last_error());
+  /* a truncated file: the reader's error */
+  cr_assert_eq(tgc_llama_export(&p, path), TGC_OK);
+  FILE *f = fopen(path, "r+");
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fclose(f);
+  cr_assert_eq(truncate(path, size / 2), 0);
+  cr_expect_neq(tgc_llama_load(path, -1, &m, NULL), TGC_OK);
+  cr_expect(strstr(tgc_last_error(), "m.gguf"), "%s", tgc_last_error());
+  /* converting an already quantized file */
+  tgc_llama_model q8;
+  cr_assert_eq(tgc_llama_load_preset("tiny", TGC_W_Q8_0, 1, &q8), TGC_OK);
+  cr_assert_eq(tgc_llama_export(&q8, path), TGC_OK);
+  cr_expect_eq(tgc_llama_load(path, TGC_W_Q4_0, &m, NULL), TGC_ERR_UNSUPPORTED);
+  cr_expect(strstr(tgc_last_error(), "already q8_0"), "%s", tgc_last_error());
+  tgc_llama_model_free(&q8);
+  tgc_llama_model_free(&n);
+  tgc_llama_model_free(&p);
+  rm_gguf(path);
 }
