@@ -191,7 +191,7 @@ bench: $(BENCH_BINS)
 $(B)/obj/bench/gpu_check.o $(GPU_CHECK_OBJS): private BENCH_CFLAGS :=
 # jit too: gpu-check.sh runs it on the GPU machine (its kernels are
 # compiled by tgc at run time, for the machine they run on).
-$(B)/obj/bench/jit.o $(B)/obj/bench/llama.o: private BENCH_CFLAGS :=
+$(B)/obj/bench/jit.o: private BENCH_CFLAGS :=
 
 # On a GPU machine (bench/gpu-check.sh has the details): the tree is built
 # elsewhere and copied with $(B), and the packages tgc builds with (xxhash

@@ -191,7 +191,8 @@ done
 
 # LLaMA decode on the device: llama3-1b in f16, next to the copy bandwidth
 # the cold run measured (aim: weight GB/s >= 80% of it).  Needs the
-# benchmark built where tgc builds (it links llama/ and PCRE2).
+# benchmark built where tgc builds (it links llama/ and PCRE2, and is
+# compiled for the build machine's CPU, whose host baseline it times).
 lbin=${TGC_GPU_CHECK_LLAMA_BIN:-build/bench/llama}
 llama_limit=$(($(left) - 5))
 echo
