@@ -2,8 +2,10 @@
 #
 #   make                       build/libtgc.a, build/libtgc.so and build/tgc-llama
 #   make test                  install missing Debian packages (make deps),
-#                              build and run the Criterion suite, then the
-#                              embedding test (tests/embed/run.sh)
+#                              build and run the Criterion suite, the
+#                              tgc-llama checks (tests/llama-cli.sh), the GPU
+#                              code paths on OpenCL (tests/gpu-paths.sh) and
+#                              the embedding test (tests/embed/run.sh)
 #   make SANITIZE=address,undefined test
 #                              the same under ASan and UBSan, built in its
 #                              own folder (build/san-address-undefined)
@@ -148,10 +150,11 @@ $(TEST_BIN): $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
 # embedding test installs this build into a temporary prefix and builds a
 # program against it with pkg-config (under SANITIZE, the sanitized build
 # with the program compiled with the same sanitizers).
-test: deps $(TEST_BIN)
+test: deps $(TEST_BIN) $(LLAMA_BIN)
 	rm -rf $(B)/tests/cache
 	TGC_CACHE_DIR=$(abspath $(B))/tests/cache POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache $(RUN_ENV) \
 	  $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	$(RUN_ENV) tests/llama-cli.sh $(B)
 ifeq ($(strip $(SANITIZE)),)
 	POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
 endif

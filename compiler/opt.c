@@ -285,8 +285,15 @@ static void cpu_heuristic(tgc_kshape *ks, bool vectors) {
       /* a dot product along contiguous memory: vector accumulators, two of
        * them, and several outputs at once when an operand is shared */
       ks->vec_axis = ks->ndim - 1;
-      if (ks->shape[r] % 2 == 0 && ks->shape[r] >= 4) tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, 2});
-      if (g >= 0 && has_reuse(ks, g) && ks->shape[g] % 4 == 0 && ks->shape[g] >= 16)
+      /* enough independent loads in flight to keep memory busy: eight rows
+       * at once, and half-precision rows (twice the elements per byte)
+       * unrolled four times rather than two (measured: small-512 decode,
+       * f16 54% -> 84% of the read baseline, f32 92% -> 94%) */
+      int un = tgc_dtypes[ks->leaves[big]->dtype].bytes == 2 ? 4 : 2;
+      if (ks->shape[r] % un == 0 && ks->shape[r] >= 2 * un) tgc_kshape_apply(ks, (tgc_opt){OPT_UNROLL, r, un});
+      if (g >= 0 && has_reuse(ks, g) && ks->shape[g] % 8 == 0 && ks->shape[g] >= 32)
+        tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, 8});
+      else if (g >= 0 && has_reuse(ks, g) && ks->shape[g] % 4 == 0 && ks->shape[g] >= 16)
         tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, 4});
     } else if (vec && big >= 0 && g >= 0 && stride_of(ks, big, g) == 1 && ks->shape[g] % W == 0 &&
                tgc_kshape_apply(ks, (tgc_opt){OPT_UPCAST, g, W})) {

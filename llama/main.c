@@ -14,6 +14,8 @@
 #include "tgc_internal.h"
 #include "tokenizer.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +112,9 @@ static bool parse(int argc, char **argv, opts *o) {
   return true;
 }
 
-/* A JSON array of integers: "[1, 2, 3]". */
+/* A JSON array of integers: "[1, 2, 3]".  Anything after the '[' that is
+ * not integers, commas and white space up to a ']' is refused, and so is
+ * an id beyond 32 bits: a damaged file must not feed other tokens. */
 static int32_t *read_ids(const char *path, int *n) {
   FILE *f = fopen(path, "r");
   if (!f) {
@@ -123,17 +127,28 @@ static int32_t *read_ids(const char *path, int *n) {
   while ((c = fgetc(f)) != EOF && c != '[') {
   }
   long v;
+  bool closed = false;
   while (ids && fscanf(f, " %ld", &v) == 1) {
+    if (v < INT32_MIN || v > INT32_MAX) {
+      fprintf(stderr, "tgc-llama: %s: token id %ld is outside the vocabulary\n", path, v);
+      free(ids);
+      fclose(f);
+      return NULL;
+    }
     if (*n == cap) ids = realloc(ids, sizeof *ids * (size_t)(cap *= 2));
     if (ids) ids[(*n)++] = (int32_t)v;
-    while ((c = fgetc(f)) != EOF && (c == ' ' || c == '\n' || c == ',')) {
+    while ((c = fgetc(f)) != EOF && (isspace(c) || c == ',')) {
     }
-    if (c == ']' || c == EOF) break;
+    if (c == ']' || c == EOF) {
+      closed = c == ']';
+      break;
+    }
     ungetc(c, f);
   }
   fclose(f);
-  if (ids && *n == 0) {
-    fprintf(stderr, "tgc-llama: %s holds no token ids (a JSON array of integers)\n", path);
+  if (ids && (*n == 0 || !closed)) {
+    fprintf(stderr, "tgc-llama: %s: %s (a JSON array of integers)\n", path,
+            *n == 0 ? "no token ids" : "not integers up to a closing ']'");
     free(ids);
     return NULL;
   }
@@ -174,7 +189,7 @@ int main(int argc, char **argv) {
   if (o.export_path) {
     st = tgc_llama_export(&model, o.export_path);
     tgc_llama_model_free(&model);
-    if (st != TGC_OK) return fail("export");
+    if (st != TGC_OK) return fail("writing the GGUF file");
     if (!o.quiet) fprintf(stderr, "tgc-llama: wrote %s\n", o.export_path);
     return 0;
   }

@@ -41,6 +41,10 @@ int32_t tgc_sample(tgc_sampler *s, const float *logits, int n) {
   int m = 0;
   for (int i = 0; i < n; i++)
     if (logits[i] >= floor) c[m++] = (cand){logits[i], i};
+  if (m == 0) { /* logits[best] is NaN: nothing compares >= floor */
+    free(c);
+    return best;
+  }
   qsort(c, (size_t)m, sizeof *c, by_logit);
   if (s->top_k > 0 && s->top_k < m) m = s->top_k;
   double *p = malloc(sizeof *p * (size_t)m), z = 0;
