@@ -175,6 +175,98 @@ static int fail(const char *what) {
   return 1;
 }
 
+static void summary(const tgc_llama_model *model, tgc_ctx *ctx, const tgc_llama *m, int n_prompt, int generated,
+                    double t_start, double t_load, double t_prompt, double t_first, double gen_s) {
+  const tgc_llama_config *c = &model->w.cfg;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  tgc_stats s;
+  tgc_get_stats(ctx, &s);
+  int timed = generated - 1; /* the first token's step is the cold start */
+  fprintf(stderr,
+          "\n%s on %s: %d layers, dim %d, weights %.1f MB (%s)\n"
+          "load:        %.3f s\n"
+          "prompt:      %d tokens, %.1f tokens/s\n"
+          "generation:  %d tokens, %.1f tokens/s (%.2f ms/token)\n"
+          "first token: %.3f s from process start\n"
+          "peak memory: %.1f MB resident, %.1f MB tgc buffers\n",
+          model->name, tgc_ctx_device(ctx), c->n_layers, c->dim, tgc_llama_weight_bytes(m) / 1e6,
+          tgc_wtypes[model->w.layers[0].wq.type].name, t_load, n_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0,
+          timed > 0 ? timed : 0, timed > 0 ? timed / gen_s : 0, timed > 0 ? 1e3 * gen_s / timed : 0,
+          t_first - t_start, (double)ru.ru_maxrss / 1024, (double)s.peak_bytes / 1e6);
+}
+
+/* Prompt through prefill (all but its last token), then one decode step
+ * per generated token.  Returns the exit status; frees what it made. */
+static int generate(const opts *o, tgc_llama_model *model, const int32_t *prompt, int n_prompt, double t_start) {
+  tgc_llama_config *c = &model->w.cfg;
+  tgc_ctx *ctx = tgc_ctx_new();
+  if (!ctx) return fail("starting the device");
+  double t_load0 = tgc_now();
+  tgc_progress prog;
+  tgc_progress_start(&prog, "loading", tgc_llama_weights_bytes(&model->w), o->quiet);
+  tgc_llama *m = tgc_llama_new(ctx, &model->w, &prog);
+  FILE *lf = NULL;
+  float *logits = NULL;
+  int rc = 1;
+  if (!m) {
+    rc = fail("loading the weights");
+    goto done;
+  }
+  tgc_progress_end(&prog);
+  double t_load = tgc_now() - t_load0;
+  if (o->logits_out && !(lf = fopen(o->logits_out, "wb"))) {
+    fprintf(stderr, "tgc-llama: cannot write %s\n", o->logits_out);
+    goto done;
+  }
+  logits = malloc(sizeof *logits * (size_t)c->vocab);
+  if (!logits) goto done;
+  tgc_sampler sampler = {o->temp, o->top_k, o->top_p, o->seed};
+  if (!o->tokens_in) fwrite(o->prompt, 1, strlen(o->prompt), stdout);
+  double t0 = tgc_now(), t_first = 0, t_prompt = 0;
+  int pos = n_prompt - 1, generated = 0;
+  tgc_status st = n_prompt > 1 ? tgc_llama_eval(m, prompt, n_prompt - 1, 0, NULL, NULL) : TGC_OK;
+  int32_t tok = prompt[n_prompt - 1], am;
+  for (int i = 0; st == TGC_OK && i < o->n; i++) {
+    if ((st = tgc_llama_eval(m, &tok, 1, pos++, logits, &am)) != TGC_OK) break;
+    if (i == 0) t_prompt = (t_first = tgc_now()) - t0;
+    if (lf) fwrite(logits, sizeof *logits, (size_t)c->vocab, lf);
+    tok = o->temp <= 0 ? am : tgc_sample(&sampler, logits, c->vocab);
+    generated++;
+    if (!o->tokens_in) stream(model, tok);
+    if (tgc_tok_is_eog(model->tok, tok)) break;
+  }
+  double t_end = tgc_now();
+  printf("\n");
+  if (st != TGC_OK) {
+    rc = fail("generating");
+    goto done;
+  }
+  if (!o->quiet) summary(model, ctx, m, n_prompt, generated, t_start, t_load, t_prompt, t_first, t_end - t_first);
+  rc = 0;
+done:
+  if (lf) fclose(lf);
+  free(logits);
+  tgc_llama_free(m);
+  tgc_ctx_free(ctx);
+  return rc;
+}
+
+/* The prompt's ids fit the model: within its vocabulary and context. */
+static bool prompt_fits(const opts *o, const tgc_llama_config *c, const int32_t *prompt, int n_prompt) {
+  if (n_prompt < 1 || n_prompt + o->n > c->max_context) {
+    fprintf(stderr, "tgc-llama: %d prompt tokens + %d to generate do not fit a context of %d (--max-context)\n",
+            n_prompt, o->n, c->max_context);
+    return false;
+  }
+  for (int i = 0; i < n_prompt; i++)
+    if (prompt[i] < 0 || prompt[i] >= c->vocab) {
+      fprintf(stderr, "tgc-llama: token %d is outside the vocabulary of %d\n", prompt[i], c->vocab);
+      return false;
+    }
+  return true;
+}
+
 int main(int argc, char **argv) {
   double t_start = tgc_now();
   opts o;
@@ -186,101 +278,24 @@ int main(int argc, char **argv) {
   tgc_status st = o.path ? tgc_llama_load(o.path, o.quantize, &model, &prog)
                          : tgc_llama_load_preset(o.preset, o.quantize < 0 ? TGC_W_F32 : (tgc_wtype)o.quantize, o.seed, &model);
   if (st != TGC_OK) return fail("loading the model");
+  int rc = 0, n_prompt = 0;
+  int32_t *prompt = NULL;
   if (o.export_path) {
-    st = tgc_llama_export(&model, o.export_path);
-    tgc_llama_model_free(&model);
-    if (st != TGC_OK) return fail("writing the GGUF file");
-    if (!o.quiet) fprintf(stderr, "tgc-llama: wrote %s\n", o.export_path);
-    return 0;
-  }
-  int n_prompt = 0;
-  int32_t *prompt = o.tokens_in ? read_ids(o.tokens_in, &n_prompt) : encode(&model, o.prompt, &n_prompt);
-  if (!prompt) return o.tokens_in ? 1 : fail("tokenizing the prompt");
-  if (o.tokenize) {
+    if (tgc_llama_export(&model, o.export_path) != TGC_OK) rc = fail("writing the GGUF file");
+    else if (!o.quiet) fprintf(stderr, "tgc-llama: wrote %s\n", o.export_path);
+  } else if (!(prompt = o.tokens_in ? read_ids(o.tokens_in, &n_prompt) : encode(&model, o.prompt, &n_prompt))) {
+    rc = o.tokens_in ? 1 : fail("tokenizing the prompt");
+  } else if (o.tokenize) {
     printf("[");
     for (int i = 0; i < n_prompt; i++) printf("%s%d", i ? ", " : "", prompt[i]);
     printf("]\n");
-    free(prompt);
-    tgc_llama_model_free(&model);
-    return 0;
+  } else {
+    tgc_llama_config *c = &model.w.cfg;
+    if (o.max_context > 0) c->max_context = o.max_context;
+    else if (c->max_context > 4096) c->max_context = 4096;
+    rc = prompt_fits(&o, c, prompt, n_prompt) ? generate(&o, &model, prompt, n_prompt, t_start) : 1;
   }
-  tgc_llama_config *c = &model.w.cfg;
-  if (o.max_context > 0) c->max_context = o.max_context;
-  else if (c->max_context > 4096) c->max_context = 4096;
-  if (n_prompt < 1 || n_prompt + o.n > c->max_context) {
-    fprintf(stderr, "tgc-llama: %d prompt tokens + %d to generate do not fit a context of %d (--max-context)\n",
-            n_prompt, o.n, c->max_context);
-    return 1;
-  }
-  for (int i = 0; i < n_prompt; i++)
-    if (prompt[i] < 0 || prompt[i] >= c->vocab) {
-      fprintf(stderr, "tgc-llama: token %d is outside the vocabulary of %d\n", prompt[i], c->vocab);
-      return 1;
-    }
-  tgc_ctx *ctx = tgc_ctx_new();
-  if (!ctx) return fail("starting the device");
-  double t_load0 = tgc_now();
-  tgc_progress_start(&prog, "loading", tgc_llama_weights_bytes(&model.w), o.quiet);
-  tgc_llama *m = tgc_llama_new(ctx, &model.w, &prog);
-  if (!m) return fail("loading the weights");
-  tgc_progress_end(&prog);
-  double t_load = tgc_now() - t_load0;
-  FILE *lf = o.logits_out ? fopen(o.logits_out, "wb") : NULL;
-  if (o.logits_out && !lf) {
-    fprintf(stderr, "tgc-llama: cannot write %s\n", o.logits_out);
-    return 1;
-  }
-  float *logits = malloc(sizeof *logits * (size_t)c->vocab);
-  tgc_sampler sampler = {o.temp, o.top_k, o.top_p, o.seed};
-  if (!o.tokens_in) fwrite(o.prompt, 1, strlen(o.prompt), stdout);
-  /* prompt: all but the last token through prefill, then one step per token */
-  double t0 = tgc_now(), t_first = 0, t_gen0 = 0;
-  int pos = 0, generated = 0;
-  if (n_prompt > 1) st = tgc_llama_eval(m, prompt, n_prompt - 1, 0, NULL, NULL);
-  pos = n_prompt - 1;
-  double t_prompt = 0;
-  int32_t tok = prompt[n_prompt - 1], am;
-  for (int i = 0; st == TGC_OK && i < o.n; i++) {
-    st = tgc_llama_eval(m, &tok, 1, pos++, logits, &am);
-    if (st != TGC_OK) break;
-    if (i == 0) {
-      t_first = tgc_now();
-      t_prompt = t_first - t0;
-      t_gen0 = t_first;
-    }
-    if (lf) fwrite(logits, sizeof *logits, (size_t)c->vocab, lf);
-    tok = o.temp <= 0 ? am : tgc_sample(&sampler, logits, c->vocab);
-    generated++;
-    if (!o.tokens_in) stream(&model, tok);
-    if (tgc_tok_is_eog(model.tok, tok)) break;
-  }
-  double t_end = tgc_now();
-  printf("\n");
-  if (lf) fclose(lf);
-  if (st != TGC_OK) return fail("generating");
-  if (!o.quiet) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    tgc_stats s;
-    tgc_get_stats(ctx, &s);
-    double gen_s = t_end - t_gen0;
-    fprintf(stderr,
-            "\n%s on %s: %d layers, dim %d, weights %.1f MB (%s)\n"
-            "load:        %.3f s\n"
-            "prompt:      %d tokens, %.1f tokens/s\n"
-            "generation:  %d tokens, %.1f tokens/s (%.2f ms/token)\n"
-            "first token: %.3f s from process start\n"
-            "peak memory: %.1f MB resident, %.1f MB tgc buffers\n",
-            model.name, tgc_ctx_device(ctx), c->n_layers, c->dim, tgc_llama_weight_bytes(m) / 1e6,
-            tgc_wtypes[model.w.layers[0].wq.type].name, t_load, n_prompt,
-            t_prompt > 0 ? n_prompt / t_prompt : 0, generated - 1 > 0 ? generated - 1 : 0,
-            generated > 1 ? (generated - 1) / gen_s : 0, generated > 1 ? 1e3 * gen_s / (generated - 1) : 0,
-            t_first - t_start, (double)ru.ru_maxrss / 1024, (double)s.peak_bytes / 1e6);
-  }
-  free(logits);
   free(prompt);
-  tgc_llama_free(m);
-  tgc_ctx_free(ctx);
   tgc_llama_model_free(&model);
-  return 0;
+  return rc;
 }
