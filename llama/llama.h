@@ -166,6 +166,12 @@ void tgc_llama_free(tgc_llama *m); /* NULL ok; call before tgc_ctx_free */
  * logits (vocab floats) when logits is not NULL and their argmax, computed
  * on the device, when argmax is not NULL. */
 tgc_status tgc_llama_eval(tgc_llama *m, const int32_t *tokens, int n, int pos, float *logits, int32_t *argmax);
+/* The graph of one decode step, built but not realized: the logits
+ * [1, vocab] of `token` at position pos (start_pos is bound to pos; the
+ * graph writes the KV cache at pos when realized).  For running the same
+ * graph elsewhere (compare/, tgc-bench) and for tests; NULL + error on bad
+ * arguments. */
+tgc_tensor *tgc_llama_step_graph(tgc_llama *m, int32_t token, int pos);
 /* Bytes of weights one decode step reads (for GB/s): every matrix and
  * norm, and one row of the embedding table. */
 double tgc_llama_weight_bytes(const tgc_llama *m);

@@ -263,6 +263,16 @@ static tgc_status decode_step(tgc_ctx *ctx, void *user, int nin, tgc_tensor *con
   return tgc_realize(ctx, 2, outs);
 }
 
+tgc_tensor *tgc_llama_step_graph(tgc_llama *m, int32_t token, int pos) {
+  if (!m) return tgc_fail(TGC_ERR_ARG, "tgc_llama_step_graph: model is NULL");
+  if (token < 0 || token >= m->cfg.vocab || pos < 0 || pos >= m->cfg.max_context)
+    return tgc_fail(TGC_ERR_ARG, "tgc_llama_step_graph: token %d or position %d out of range", token, pos);
+  int64_t one = 1;
+  tgc_tensor *t = tgc_from_data(m->ctx, TGC_I32, 1, &one, &token);
+  if (!t || tgc_var_bind(m->pos, pos) != TGC_OK) return NULL;
+  return forward(m, t, 1);
+}
+
 static tgc_status fetch(tgc_llama *m, tgc_tensor *logits, tgc_tensor *am, float *out, int32_t *next) {
   tgc_status st = TGC_OK;
   if (out) st = tgc_to_host(logits, out, sizeof *out * (size_t)m->cfg.vocab);
