@@ -54,7 +54,7 @@ static bool lin_eq(const tgc_lin *a, const tgc_lin *b) {
 static bool cse_ok(tgc_op op) {
   return op != TGC_OP_RANGE && op != TGC_OP_ENDRANGE && op != TGC_OP_DEFINE_ACC &&
          op != TGC_OP_ACC_ASSIGN && op != TGC_OP_STORE && op != TGC_OP_IF && op != TGC_OP_ENDIF &&
-         op != TGC_OP_BARRIER && op != TGC_OP_DEFINE_LOCAL && op != TGC_OP_SHUFFLE_DOWN;
+         op != TGC_OP_BARRIER && op != TGC_OP_DEFINE_LOCAL && op != TGC_OP_SHUFFLE_DOWN && op != TGC_OP_PREFETCH;
 }
 
 static void cse_grow(lower *L) {
@@ -647,6 +647,26 @@ static int combine(lower *L, tgc_op rop, tgc_dtype dt, int a, int b) {
   return alu(L, rop == TGC_OP_REDUCE_SUM ? TGC_OP_ADD : TGC_OP_MAX, dt, 2, s);
 }
 
+/* CPU: hints that the streamed leaf's bytes 512 ahead of this iteration's
+ * (one hint per 64-byte line the iteration reads) will be needed, so a
+ * matvec keeps more memory requests in flight than the hardware
+ * prefetchers alone start.  Called per upcast row, inside the reduce loop. */
+static void prefetch_ahead(lower *L, int nun) {
+  const tgc_kshape *ks = L->ks;
+  int leaf = ks->prefetch_leaf;
+  if (leaf < 0 || L->lang->gpu || ks->leaves[leaf]->op != TGC_OP_LOAD) return;
+  int vals[TGC_MAX_KDIMS], idx, valid;
+  expand_axes(L, AXIS_UNROLL, 0);
+  lane_vals(L, 0, vals);
+  view_index(L, &ks->sts[leaf], vals, &idx, &valid);
+  const tgc_uop *a = ks->leaves[leaf];
+  int64_t span = (int64_t)nun * L->W * tgc_dtypes[a->dtype].bytes;
+  for (int64_t off = 0; off < span; off += 64) {
+    int s[2] = {L->globals[*(const int *)a->src[0]->arg], idx};
+    emit_full(L, TGC_OP_PREFETCH, (tgc_dtype)a->dtype, 1, 2, s, (tgc_cval){0, 512 + off}, 0, 0);
+  }
+}
+
 static void lower_reduce(lower *L, const tgc_uop *st) {
   const tgc_kshape *ks = L->ks;
   const tgc_uop *red = ks->reduce;
@@ -666,6 +686,7 @@ static void lower_reduce(lower *L, const tgc_uop *st) {
       L->vals[i] = ranges[nr++] = open_range(L, iconst(L, 0), dimval(L, ks->shape[i]), i);
   for (int u = 0; u < nup; u++) {
     expand_axes(L, AXIS_UPCAST, u);
+    prefetch_ahead(L, nun);
     for (int v = 0; v < nun; v++) {
       expand_axes(L, AXIS_UNROLL, v);
       memo_clear(L);

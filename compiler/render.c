@@ -276,6 +276,11 @@ static void render_ins(rctx *r, int i) {
   case TGC_OP_CONST: case TGC_OP_DEFINE_GLOBAL: case TGC_OP_SPECIAL: case TGC_OP_DEFINE_VAR:
     return; /* named inline */
   case TGC_OP_DEFINE_LOCAL: return; /* declared at the top (tgc_render) */
+  case TGC_OP_PREFETCH: /* a hint, on the CPU only (GCC and Clang) */
+    indent(r);
+    tgc_str_fmt(r->out, "__builtin_prefetch((const char *)(%s + %s) + %lld);\n", r->names[l->src[0]],
+                r->names[l->src[1]], (long long)l->c.i);
+    return;
   case TGC_OP_RANGE: case TGC_OP_ENDRANGE: case TGC_OP_IF: case TGC_OP_ENDIF: case TGC_OP_BARRIER:
   case TGC_OP_DEFINE_ACC: case TGC_OP_ACC_ASSIGN:
     render_control(r, i);

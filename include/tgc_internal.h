@@ -328,6 +328,7 @@ typedef struct tgc_kshape {
   int64_t shape[TGC_MAX_KDIMS];
   tgc_axis_kind kind[TGC_MAX_KDIMS];
   int vec_axis;             /* axis rendered as a vector, -1 for none */
+  int prefetch_leaf;        /* CPU: the leaf streamed along the reduce, prefetched ahead; -1 for none */
   int nleaves;
   tgc_uop **leaves;         /* LOAD, CONST, STORE, GATHER_LOAD nodes of the AST */
   tgc_st *sts;              /* each leaf's view stack over the full shape */
