@@ -28,7 +28,9 @@ typedef struct dev_weight {
 
 typedef struct dev_layer {
   tgc_tensor *attn_norm, *ffn_norm; /* [dim] f32 */
-  dev_weight wq, wk, wv, wo, w_gate, w_down, w_up;
+  dev_weight wqkv;   /* [q + 2 kv, dim]: wq, wk, wv stacked, one matvec */
+  dev_weight w_gate_up; /* [2 ffn, dim]: w_gate, w_up stacked */
+  dev_weight wo, w_down;
   tgc_tensor *kc, *vc;              /* [max_context, kv_dim] f32 */
 } dev_layer;
 
@@ -62,6 +64,31 @@ static bool upload(tgc_llama *m, dev_weight *d, const tgc_llama_weight *w, bool 
   m->weight_bytes += read ? row * (double)w->rows : row;
   tgc_progress_add(m->progress, row * (double)w->rows);
   return d->raw != NULL;
+}
+
+/* Uploads the rows of several weights of one type and width as one matrix
+ * (q, k and v; gate and up): one kernel reads them all where three or two
+ * would each pay a launch.  Rows are independent in every type, so
+ * stacking them is a copy. */
+static bool upload_stacked(tgc_llama *m, dev_weight *d, int n, const tgc_llama_weight *const *ws) {
+  int64_t rows = 0, rb = tgc_wtype_row_bytes(ws[0]->type, ws[0]->cols);
+  for (int i = 0; i < n; i++) {
+    if (ws[i]->type != ws[0]->type || ws[i]->cols != ws[0]->cols) {
+      tgc_set_error(TGC_ERR_ARG, "llama: weights stacked for one matmul differ in type or width");
+      return false;
+    }
+    rows += ws[i]->rows;
+  }
+  char *buf = malloc((size_t)(rows * rb));
+  if (!buf) {
+    tgc_set_error(TGC_ERR_NOMEM, "llama: out of host memory stacking weights");
+    return false;
+  }
+  for (int i = 0, at = 0; i < n; at += (int)ws[i]->rows, i++) memcpy(buf + at * rb, ws[i]->data, (size_t)(ws[i]->rows * rb));
+  tgc_llama_weight all = {ws[0]->type, rows, ws[0]->cols, buf};
+  bool ok = upload(m, d, &all, true);
+  free(buf);
+  return ok;
 }
 
 static tgc_tensor *vec(tgc_llama *m, const tgc_llama_weight *w) {
@@ -131,10 +158,10 @@ tgc_llama *tgc_llama_new(tgc_ctx *ctx, const tgc_llama_weights *w, tgc_progress 
   for (int l = 0; ok && l < c->n_layers; l++) {
     const tgc_llama_layer *L = &w->layers[l];
     dev_layer *d = &m->layers[l];
-    ok = (d->attn_norm = vec(m, &L->attn_norm)) && (d->ffn_norm = vec(m, &L->ffn_norm)) && upload(m, &d->wq, &L->wq, true) &&
-         upload(m, &d->wk, &L->wk, true) && upload(m, &d->wv, &L->wv, true) && upload(m, &d->wo, &L->wo, true) &&
-         upload(m, &d->w_gate, &L->w_gate, true) && upload(m, &d->w_down, &L->w_down, true) &&
-         upload(m, &d->w_up, &L->w_up, true);
+    const tgc_llama_weight *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+    ok = (d->attn_norm = vec(m, &L->attn_norm)) && (d->ffn_norm = vec(m, &L->ffn_norm)) &&
+         upload_stacked(m, &d->wqkv, 3, qkv) && upload(m, &d->wo, &L->wo, true) &&
+         upload_stacked(m, &d->w_gate_up, 2, gu) && upload(m, &d->w_down, &L->w_down, true);
     /* the cache starts as zeros: positions past start_pos are never read */
     if (ok) ok = (d->kc = tgc_empty(ctx, TGC_F32, 2, cs)) && (d->vc = tgc_empty(ctx, TGC_F32, 2, cs));
   }
@@ -169,6 +196,11 @@ double tgc_llama_cache_bytes(const tgc_llama *m) {
 /* ---- the graph ------------------------------------------------------------------ */
 
 static tgc_tensor *linear(tgc_tensor *x, const dev_weight *w) { return tgc_wlinear(x, w->raw, w->type, w->rows, w->cols); }
+
+/* Columns [from, to) of x [T, n]. */
+static tgc_tensor *cols(tgc_tensor *x, int64_t T, int64_t from, int64_t to) {
+  return tgc_shrink(x, (int64_t[]){0, T, from, to});
+}
 
 static tgc_tensor *norm(tgc_llama *m, tgc_tensor *x, tgc_tensor *w) { return tgc_mul(tgc_rmsnorm(x, m->cfg.norm_eps), w); }
 
@@ -230,13 +262,16 @@ static tgc_tensor *forward(tgc_llama *m, tgc_tensor *tokens, int64_t T) {
   for (int l = 0; l < c->n_layers && x; l++) {
     dev_layer *d = &m->layers[l];
     tgc_tensor *h = norm(m, x, d->attn_norm);
-    tgc_tensor *q = rope(m, tgc_reshape(linear(h, &d->wq), 3, (int64_t[]){T, c->n_heads, m->hd}), T);
-    tgc_tensor *k = rope(m, tgc_reshape(linear(h, &d->wk), 3, (int64_t[]){T, c->n_kv_heads, m->hd}), T);
+    tgc_tensor *qkv = linear(h, &d->wqkv); /* [T, q + 2 kv] */
+    int64_t nq = (int64_t)c->n_heads * m->hd, kv = m->kv_dim;
+    tgc_tensor *q = rope(m, tgc_reshape(cols(qkv, T, 0, nq), 3, (int64_t[]){T, c->n_heads, m->hd}), T);
+    tgc_tensor *k = rope(m, tgc_reshape(cols(qkv, T, nq, nq + kv), 3, (int64_t[]){T, c->n_kv_heads, m->hd}), T);
     tgc_tensor *kc = cache_write(m, d->kc, tgc_reshape(k, 2, (int64_t[]){T, m->kv_dim}), T);
-    tgc_tensor *vc = cache_write(m, d->vc, linear(h, &d->wv), T);
+    tgc_tensor *vc = cache_write(m, d->vc, cols(qkv, T, nq + kv, nq + 2 * kv), T);
     x = tgc_add(x, linear(attention(m, q, kc, vc, T), &d->wo));
     h = norm(m, x, d->ffn_norm);
-    tgc_tensor *f = tgc_mul(tgc_silu(linear(h, &d->w_gate)), linear(h, &d->w_up));
+    tgc_tensor *gu = linear(h, &d->w_gate_up); /* [T, 2 ffn] */
+    tgc_tensor *f = tgc_mul(tgc_silu(cols(gu, T, 0, c->ffn_dim)), cols(gu, T, c->ffn_dim, 2 * (int64_t)c->ffn_dim));
     x = tgc_add(x, linear(f, &d->w_down));
   }
   int64_t last = tgc_dim_add(T, -1);
