@@ -145,6 +145,9 @@ $(TEST_BIN): $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB) -lcriterion $(LLAMA_LIBS) $(LIBS)
 
+# Under SANITIZE the test processes exit normally (--no-early-exit), so
+# LeakSanitizer checks each one and a leak fails the run (otherwise
+# Criterion's workers leave without the check).
 # The suite gets a fresh kernel cache in $(B)/tests/cache; tests that need
 # their own cache directory set TGC_CACHE_DIR themselves.  Then the
 # embedding test installs this build into a temporary prefix and builds a
@@ -153,7 +156,7 @@ $(TEST_BIN): $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
 test: deps $(TEST_BIN) $(LLAMA_BIN)
 	rm -rf $(B)/tests/cache
 	TGC_CACHE_DIR=$(abspath $(B))/tests/cache POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache $(RUN_ENV) \
-	  $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	  $(TEST_BIN) --jobs $(TEST_JOBS) $(if $(strip $(SANITIZE)),--no-early-exit) $(TEST_ARGS)
 	$(RUN_ENV) tests/llama-cli.sh $(B)
 ifeq ($(strip $(SANITIZE)),)
 	POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
