@@ -153,11 +153,12 @@ $(TEST_BIN): $(TEST_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
 # embedding test installs this build into a temporary prefix and builds a
 # program against it with pkg-config (under SANITIZE, the sanitized build
 # with the program compiled with the same sanitizers).
-test: deps $(TEST_BIN) $(LLAMA_BIN)
+test: deps $(TEST_BIN) $(LLAMA_BIN) $(B)/tgc-bench
 	rm -rf $(B)/tests/cache
 	TGC_CACHE_DIR=$(abspath $(B))/tests/cache POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache $(RUN_ENV) \
 	  $(TEST_BIN) --jobs $(TEST_JOBS) $(if $(strip $(SANITIZE)),--no-early-exit) $(TEST_ARGS)
 	$(RUN_ENV) tests/llama-cli.sh $(B)
+	$(RUN_ENV) tests/tgc-bench.sh $(B)
 ifeq ($(strip $(SANITIZE)),)
 	POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
 endif
@@ -279,3 +280,39 @@ fuzz: $(FUZZ_DIR)/gguf_fuzz $(FUZZ_DIR)/make-seeds
 	$(FUZZ_DIR)/make-seeds $(FUZZ_DIR)/seeds
 	$(FUZZ_DIR)/gguf_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	  -dict=tests/fuzz/gguf.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+
+# ---- tgc-bench -------------------------------------------------------------
+
+# build/tgc-bench: LLaMA decode with tgc next to libtorch (bench/tgc-bench/,
+# docs/benchmarking.md).  `make run` builds it and runs the default job
+# (small-512 on the best device, every framework available).  The binary
+# carries all of libtgc (--whole-archive) and exports its symbols
+# (-rdynamic), so the libtorch comparison module it opens with dlopen
+# (build/libtgc-compare.so) finds tgc's functions in it: one copy of tgc's
+# state, whichever way the module was linked.  machine.o records the git
+# commit it was built from; $(B)/tgc-bench-commit changes (and rebuilds
+# it) when the commit or the tree's cleanliness does.
+TB_SRCS := $(wildcard bench/tgc-bench/*.c)
+TB_OBJS := $(TB_SRCS:%.c=$(B)/obj/%.o)
+TB_BIN := $(B)/tgc-bench
+TB_GIT = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+TB_DIRTY = $(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 1 || echo 0)
+
+-include $(TB_OBJS:.o=.d)
+
+$(B)/tgc-bench-commit: FORCE
+	@mkdir -p $(@D)
+	@echo '$(TB_GIT) $(TB_DIRTY)' | cmp -s - $@ || echo '$(TB_GIT) $(TB_DIRTY)' > $@
+
+$(B)/obj/bench/tgc-bench/machine.o: $(B)/tgc-bench-commit
+$(B)/obj/bench/tgc-bench/machine.o: private CPPFLAGS += -DTGC_GIT_COMMIT='"$(TB_GIT)"' -DTGC_GIT_DIRTY=$(TB_DIRTY)
+$(TB_OBJS): | deps
+
+$(TB_BIN): $(TB_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -rdynamic -o $@ $(TB_OBJS) $(LLAMA_LIB) -Wl,--whole-archive $(STATIC_LIB) \
+	  -Wl,--no-whole-archive $(LLAMA_LIBS) $(LIBS)
+
+.PHONY: run
+run: deps $(TB_BIN)
+	$(RUN_ENV) $(TB_BIN)
