@@ -316,3 +316,81 @@ $(TB_BIN): $(TB_OBJS) $(LLAMA_LIB) $(STATIC_LIB)
 .PHONY: run
 run: deps $(TB_BIN)
 	$(RUN_ENV) $(TB_BIN)
+
+# ---- compare: the same graphs run by libtorch ------------------------------
+
+# `make compare` builds $(B)/libtgc-compare.so from compare/*.cpp: the
+# comparison module, C++ behind compare/tgc_compare.h, that tgc-bench and
+# the tests open with dlopen (docs/compare.md); libtgc never links libtorch.
+# libtorch is LIBTORCH=<folder> when given (an unpacked libtorch), else
+# Debian's libtorch-dev, else the one bundled with Python's torch
+# (compare/find-libtorch.sh).  Where there is none, `make compare` says so
+# and builds nothing, and the suite skips its compare tests.  COMPARE=0
+# turns the lookup off; sanitizer builds leave it off unless COMPARE=1
+# (libtorch is not instrumented, and LeakSanitizer would report its
+# process-lifetime allocations).
+#
+# The lookup's answer is $(B)/compare/torch.mk, included below and
+# rewritten only when it changes.  For `make test` and `make compare` the
+# packages are installed first (deps), and make reads itself again when
+# torch.mk changes, so on a fresh machine the libtorch that deps has just
+# installed is found in the same run.
+COMPARE ?= $(if $(strip $(SANITIZE)),0,1)
+LIBTORCH ?=
+CXXFLAGS ?= -O2
+COMPARE_SRCS := $(wildcard compare/*.cpp)
+COMPARE_OBJS := $(COMPARE_SRCS:%.cpp=$(B)/obj/%.o)
+TORCH_MK := $(B)/compare/torch.mk
+
+ifneq ($(COMPARE),0)
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(TORCH_MK): compare/find-libtorch.sh FORCE | $(if $(filter test compare,$(MAKECMDGOALS)),deps)
+	@mkdir -p $(@D)
+	@compare/find-libtorch.sh '$(LIBTORCH)' > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+-include $(TORCH_MK)
+endif
+endif
+
+COMPARE_LIB := $(if $(TORCH_FROM),$(B)/libtgc-compare.so)
+# -Werror last, as for C; libtorch's headers are -isystem, so their own
+# warnings are not ours.  Only the C interface is exported.
+ALL_CXXFLAGS = -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
+               -Iinclude -Icompare $(TORCH_CXXFLAGS) $(SAN_FLAGS) $(CPPFLAGS) $(CXXFLAGS) -Werror
+
+.PHONY: compare
+ifneq ($(COMPARE_LIB),)
+compare: $(COMPARE_LIB)
+	@echo "compare: $(COMPARE_LIB) built with libtorch from $(TORCH_FROM)"
+else
+compare:
+	@echo "compare: $(if $(filter 0,$(COMPARE)),COMPARE=0,$(or $(TORCH_WHY),libtorch not found)); $(B)/libtgc-compare.so not built"
+endif
+
+$(B)/obj/compare/%.o: compare/%.cpp $(B)/compare/cxxflags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -MMD -MP -c -o $@ $<
+
+# Its own hidden copy of the few libtgc functions it calls (symbolic sizes):
+# the programs that open it link libtgc statically and export nothing.
+$(COMPARE_LIB): $(COMPARE_OBJS) $(STATIC_LIB)
+	$(CXX) -shared -Wl,-z,defs $(ALL_LDFLAGS) -o $@ $(COMPARE_OBJS) -Wl,--exclude-libs,ALL $(STATIC_LIB) \
+	  $(TORCH_LIBS) $(LIBS)
+
+CXXFLAGS_TEXT = $(CXX) $(ALL_CXXFLAGS) | $(TORCH_LIBS)
+$(B)/compare/cxxflags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CXXFLAGS_TEXT)' | cmp -s - $@ || echo '$(CXXFLAGS_TEXT)' > $@
+
+-include $(COMPARE_OBJS:.o=.d)
+
+# tests/test_compare.c runs its tests where the library is built
+# (TGC_HAVE_COMPARE) and skips them, saying why, where it is not; the stamp
+# recompiles it when that changes.  `make test` builds the library first.
+COMPARE_DEFS := $(if $(COMPARE_LIB),-DTGC_HAVE_COMPARE=1)
+$(B)/compare/defs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(COMPARE_DEFS)' | cmp -s - $@ || echo '$(COMPARE_DEFS)' > $@
+$(B)/obj/tests/test_compare.o: $(B)/compare/defs
+$(B)/obj/tests/test_compare.o: private CPPFLAGS += $(COMPARE_DEFS)
+test: $(COMPARE_LIB)

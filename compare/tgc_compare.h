@@ -28,10 +28,17 @@ extern "C" {
 
 typedef enum tgc_cmp_mode {
   TGC_CMP_TORCH_BASE = 0, /* eager ATen in the graph's precision */
-  TGC_CMP_TORCH_OPT = 1,  /* the closest libtorch offers from C++ to torch.compile (see compare.cpp) */
+  TGC_CMP_TORCH_OPT = 1,  /* the closest libtorch offers from C++ to torch.compile (see script.cpp) */
 } tgc_cmp_mode;
 
 typedef struct tgc_cmp tgc_cmp;
+
+/* Environment the module reads (set by tgc-bench's flags):
+ *   TGC_CMP_NO_COMPILE=1  torch-opt runs eagerly, as torch-base
+ *                         (--pytorch-no-compile);
+ *   TGC_CMP_NO_HALF=1     no effect on the CPU, where both modes compute in
+ *                         the graph's own precision (--pytorch-no-half
+ *                         matters for the CUDA path, not built yet). */
 
 /* The version of this ABI; tgc-bench refuses a library of another. */
 #define TGC_CMP_ABI 1
@@ -40,19 +47,40 @@ int tgc_cmp_abi(void);
 const char *tgc_cmp_describe(void);
 
 /* A runner for one step graph.  threads: libtorch's intra-op threads (the
- * same as TGC_THREADS, for fairness).  NULL with err set on failure. */
+ * same as TGC_THREADS, for fairness; <= 0 keeps libtorch's default), and
+ * OpenBLAS's where that is libtorch's BLAS; inter-op threads are set to 1.
+ * These are process-wide: the last tgc_cmp_new wins.  NULL with err set
+ * on failure (an unknown mode). */
 tgc_cmp *tgc_cmp_new(tgc_cmp_mode mode, int threads, char *err, size_t errcap);
 void tgc_cmp_free(tgc_cmp *c); /* NULL ok */
 
 /* Runs the graph of outs[0..n) (tgc tensors, built but not necessarily
  * realized; leaves must be realized tgc buffers or constants) with the
  * context's current variable bindings, and copies each output to host
- * memory as f32, contiguous, numel(outs[i]) floats in host[i].  The first
- * call translates (and for TORCH_OPT compiles) the graph; later calls with
- * the same outputs' graph shape reuse it.  ASSIGNs write the tgc buffers
- * they target (the KV cache), exactly as tgc's realize would. */
+ * memory as f32, contiguous, numel(outs[i]) floats in host[i].  The
+ * context's device must be the CPU (TGC_DEVICE=cpu): tgc's buffers are
+ * read and written in place.  Every call walks the graph (a decode step's
+ * is new each time); TORCH_OPT compiles a graph of a new structure once
+ * and reuses it for later graphs of the same structure (the next steps').
+ * ASSIGNs write the tgc buffers they target (the KV cache), exactly as
+ * tgc's realize would. */
 int tgc_cmp_run(tgc_cmp *c, tgc_ctx *ctx, int n, tgc_tensor *const *outs, float *const *host, char *err,
                 size_t errcap);
+
+/* Where the time of the runs went (an extension of this ABI, version 1).
+ * translate_s, compile_s and exec_s are the last run's; a step's cost to
+ * a PyTorch user is exec_s, translate_s is this module's own walk of the
+ * tgc graph (every run: the graph is new each step).  Fails only for NULL
+ * arguments. */
+typedef struct tgc_cmp_stats {
+  uint64_t runs;      /* successful tgc_cmp_run calls */
+  uint64_t compiles;  /* TORCH_OPT: graphs of a new structure compiled */
+  double translate_s; /* the graph walked into a program (and its key, TORCH_OPT) */
+  double compile_s;   /* TORCH_OPT: TorchScript compiled, frozen and optimised; 0 when reused */
+  double exec_s;      /* libtorch ran the program, and the outputs were copied to host */
+  double first_s;     /* the whole first successful run (translation, compile, first execution) */
+} tgc_cmp_stats;
+int tgc_cmp_get_stats(const tgc_cmp *c, tgc_cmp_stats *out);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,8 @@ PACKAGES=(
   libpcre2-dev      # llama/: the tokenizers' pre-splitting (Llama 3's pattern)
   pocl-opencl-icd   # an OpenCL driver on the CPU: CI runs the GPU code paths on it
   ocl-icd-opencl-dev  # the OpenCL ICD loader (libOpenCL.so.1), opened with dlopen
+  libtorch-dev      # compare/: libtorch (ATen, TorchScript) for build/libtgc-compare.so
+  libopenblas0-pthread  # compare/: a threaded BLAS for libtorch (the reference BLAS is ~20x slower)
 )
 
 wanted=("${PACKAGES[@]}" "$@")

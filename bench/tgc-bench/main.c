@@ -30,6 +30,11 @@ static void environment(const tb_opts *o) {
   /* tgc_compare.h has no parameter for these; the module may read them */
   if (o->no_compile) setenv("TGC_CMP_NO_COMPILE", "1", 1);
   if (o->no_half) setenv("TGC_CMP_NO_HALF", "1", 1);
+  /* libtorch's OpenMP workers (and OpenBLAS's) spin while idle; on a small
+   * machine they would take the CPUs tgc's timed steps run on, and their
+   * own first steps.  Passive waiting, unless the caller chose otherwise;
+   * it must be set before the module is opened. */
+  setenv("OMP_WAIT_POLICY", "passive", 0);
 }
 
 static bool any_torch(const tb_opts *o) { return o->fw[TB_TORCH_OPT] || o->fw[TB_TORCH_BASE]; }

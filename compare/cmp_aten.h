@@ -1,0 +1,50 @@
+/* cmp_aten.h - what the two libtorch backends of the comparison module
+ * share: dtypes, leaf tensors, the elementwise op table (eager.cpp), and
+ * the entry points of eager.cpp and script.cpp. */
+#ifndef TGC_CMP_ATEN_H
+#define TGC_CMP_ATEN_H
+
+#include "cmp_internal.h"
+
+#include <ATen/ATen.h>
+
+#include <memory>
+
+/* How ATen holds a tgc dtype: storage is the element type of tgc's memory;
+ * compute the type values are computed in (wider for u16 and u32);
+ * wrap the mask that keeps such a value in range (0 for the others). */
+at::ScalarType tgc_cmp_storage(tgc_dtype dt);
+at::ScalarType tgc_cmp_compute(tgc_dtype dt);
+int64_t tgc_cmp_wrap(tgc_dtype dt);
+
+/* The realized node's buffer as a tensor of its shape under the bindings
+ * vars: zero copy (torch::from_blob on the CPU device's host memory),
+ * except for the widened dtypes, which are converted. */
+at::Tensor tgc_cmp_leaf(const tgc_uop *u, const int64_t *vars);
+
+/* An elementwise tgc op in both backends: TorchScript source with $0 $1 $2
+ * for the operands and $M for the shift mask, and the eager call. */
+struct tgc_cmp_alu_rule {
+  const char *script;
+  at::Tensor (*eager)(const at::Tensor *x, int64_t mask);
+};
+/* The rule of op; throws tgc_cmp_error for an op without one. */
+const tgc_cmp_alu_rule &tgc_cmp_alu(tgc_op op);
+
+/* eager.cpp: runs p op by op; returns the outputs (in their compute types). */
+std::vector<at::Tensor> tgc_cmp_eager(const tgc_cmp_prog &p, const std::vector<at::Tensor> &leaves,
+                                      const int64_t *vars);
+
+/* script.cpp: p as TorchScript, compiled, frozen and optimised for
+ * inference; the leaves and the variables are its arguments, so one
+ * compiled program serves every graph of the same key. */
+struct tgc_cmp_script;
+std::shared_ptr<tgc_cmp_script> tgc_cmp_script_new(const tgc_cmp_prog &p);
+std::vector<at::Tensor> tgc_cmp_script_run(tgc_cmp_script &s, const std::vector<at::Tensor> &leaves,
+                                           const int64_t *vars);
+/* The TorchScript source of p (TGC_CMP_DUMP shows it). */
+std::string tgc_cmp_script_source(const tgc_cmp_prog &p);
+/* What was applied after compiling: "frozen, optimized for inference". */
+const char *tgc_cmp_script_passes(void);
+
+#endif
