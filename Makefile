@@ -13,6 +13,8 @@
 #   make bench                 build bench/*.c and run bench/run.sh
 #   make deps                  install missing Debian packages (tools/deps.sh)
 #   make fuzz                  fuzz the GGUF reader for FUZZ_SECONDS (60) with libFuzzer
+#   make compare               build/libtgc-compare.so (libtorch), when libtorch is found
+#   make run                   make deps, build, run build/tgc-bench on its default
 #   make clean                 remove build/
 #
 # Every file the build writes lies under $(BUILD).  Objects sit in
