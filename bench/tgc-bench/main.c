@@ -35,6 +35,13 @@ static void environment(const tb_opts *o) {
    * own first steps.  Passive waiting, unless the caller chose otherwise;
    * it must be set before the module is opened. */
   setenv("OMP_WAIT_POLICY", "passive", 0);
+  /* OpenBLAS picks its kernels from the CPU's model, and a virtual CPU
+   * without one ("Intel Xeon Processor") gets Prescott's SSE3 code: name
+   * the instruction set instead, unless the caller did */
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+  else if (__builtin_cpu_supports("avx2")) setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+#endif
 }
 
 static bool any_torch(const tb_opts *o) { return o->fw[TB_TORCH_OPT] || o->fw[TB_TORCH_BASE]; }

@@ -67,6 +67,12 @@ void tb_torch_open(tb_torch *t) {
   if (!sym(t->dl, "tgc_cmp_describe", &describe) || !sym(t->dl, "tgc_cmp_new", &t->new_) ||
       !sym(t->dl, "tgc_cmp_free", &t->free_) || !sym(t->dl, "tgc_cmp_run", &t->run))
     return torch_why(t, "%s lacks a function of compare/tgc_compare.h", path);
+  /* a runner made and dropped applies the thread count, so the description
+   * says what the runs will use */
+  const char *threads = getenv("TGC_THREADS");
+  char err[TB_ERR] = "";
+  tgc_cmp *c = t->new_(TGC_CMP_TORCH_BASE, threads && atoi(threads) > 0 ? atoi(threads) : 1, err, sizeof err);
+  if (c) t->free_(c);
   snprintf(t->describe, sizeof t->describe, "%s", describe() ? describe() : "libtorch");
 }
 
