@@ -37,13 +37,6 @@ extern char **environ;
 #define PROFILE_WARM 3  /* untimed steps before the marked ones */
 #define PROFILE_STEPS 3 /* marked steps */
 
-static bool fail(char *err, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-  return false;
-}
 
 /* ---- the child's side ------------------------------------------------------------- */
 
@@ -262,7 +255,7 @@ static bool cold_once(child_cmd *c, int fw, const char *cache, const char *tmp, 
   if (ok) return true;
   char tail[400];
   tail_of(errf, tail, sizeof tail);
-  return fail(err, cap, "a cold-start child (%s) exited %d: %s", tb_fw_names[fw], rc, tail);
+  return tb_fail(err, cap, "a cold-start child (%s) exited %d: %s", tb_fw_names[fw], rc, tail);
 }
 
 typedef struct cold_set {
@@ -377,9 +370,9 @@ bool tb_profile_kernels(const tb_opts *o, tb_run *run, const char *cache, const 
     free(text);
     char tail[400];
     tail_of(errf, tail, sizeof tail);
-    return fail(err, cap, "the profile child exited %d: %s", rc, tail);
+    return tb_fail(err, cap, "the profile child exited %d: %s", rc, tail);
   }
   run->nkernels = tb_parse_kernel_lines(text, &run->kernels, &run->profile_steps);
   free(text);
-  return run->nkernels > 0 || fail(err, cap, "the profile child printed no kernel lines (TGC_DEBUG=2)");
+  return run->nkernels > 0 || tb_fail(err, cap, "the profile child printed no kernel lines (TGC_DEBUG=2)");
 }

@@ -83,13 +83,6 @@ void tb_usage(FILE *f) {
 
 const char *tb_quant_name(int quant) { return quant < 0 ? "model" : tgc_wtypes[quant].name; }
 
-static bool fail(char *err, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-  return false;
-}
 
 static bool parse_long(const char *s, long *out) {
   char *end;
@@ -105,11 +98,11 @@ static bool multi_value(tb_opts *o, kind k, const char *v, char *err, size_t cap
   if (k == K_FW) {
     for (int f = 0; f < TB_NFW; f++)
       if (!strcmp(v, tb_fw_names[f])) return o->fw[f] = o->fw_given = true;
-    return fail(err, cap, "--framework %s: use tgc, torch-opt or torch-base", v);
+    return tb_fail(err, cap, "--framework %s: use tgc, torch-opt or torch-base", v);
   }
   tgc_wtype t;
-  if (!tgc_wtype_parse(v, &t)) return fail(err, cap, "--quantize %s: use f32, f16, bf16, int8, q4_0 or nf4", v);
-  if (o->nquant == TB_MAX_QUANT) return fail(err, cap, "--quantize: at most %d types", TB_MAX_QUANT);
+  if (!tgc_wtype_parse(v, &t)) return tb_fail(err, cap, "--quantize %s: use f32, f16, bf16, int8, q4_0 or nf4", v);
+  if (o->nquant == TB_MAX_QUANT) return tb_fail(err, cap, "--quantize: at most %d types", TB_MAX_QUANT);
   for (int i = 0; i < o->nquant; i++)
     if (o->quant[i] == (int)t) return true; /* a repeat is one run */
   o->quant[o->nquant++] = (int)t;
@@ -124,23 +117,23 @@ static bool single_value(tb_opts *o, const opt_def *d, const char *v, char *err,
     *(const char **)field = v;
   } else if (d->k == K_INT) {
     if (!parse_long(v, &n) || n < d->min || n > 1000000)
-      return fail(err, cap, "%s %s: give a whole number >= %d", d->name, v, d->min);
+      return tb_fail(err, cap, "%s %s: give a whole number >= %d", d->name, v, d->min);
     *(int *)field = (int)n;
   } else if (d->k == K_U64) {
     char *end;
     unsigned long long u = strtoull(v, &end, 10);
-    if (*end || end == v || *v == '-') return fail(err, cap, "%s %s: give a whole number >= 0", d->name, v);
+    if (*end || end == v || *v == '-') return tb_fail(err, cap, "%s %s: give a whole number >= 0", d->name, v);
     *(uint64_t *)field = u;
   } else if (d->k == K_T0) {
     char *end;
     long long t = strtoll(v, &end, 10);
-    if (*end || end == v) return fail(err, cap, "%s %s: not a time", d->name, v);
+    if (*end || end == v) return tb_fail(err, cap, "%s %s: not a time", d->name, v);
     *(int64_t *)field = t;
     o->child = TB_CHILD_COLD;
   } else { /* K_NUM */
     char *end;
     double x = strtod(v, &end);
-    if (*end || end == v || !(x > 0 && x < 1e6)) return fail(err, cap, "%s %s: give a number > 0", d->name, v);
+    if (*end || end == v || !(x > 0 && x < 1e6)) return tb_fail(err, cap, "%s %s: give a number > 0", d->name, v);
     *(double *)field = x;
   }
   return true;
@@ -156,7 +149,7 @@ static const opt_def *find(const char *a) {
 /* Parses argv[*i] and its values; *i ends on the last argument used. */
 static bool parse_one(int argc, char **argv, int *i, tb_opts *o, char *err, size_t cap) {
   const opt_def *d = find(argv[*i]);
-  if (!d) return fail(err, cap, "unknown option %s (see --help)", argv[*i]);
+  if (!d) return tb_fail(err, cap, "unknown option %s (see --help)", argv[*i]);
   if (d->k == K_FLAG) return *(bool *)((char *)o + d->off) = true;
   if (d->k == K_CHILD) {
     o->child = TB_CHILD_PROFILE;
@@ -168,17 +161,17 @@ static bool parse_one(int argc, char **argv, int *i, tb_opts *o, char *err, size
       if (!multi_value(o, d->k, argv[++*i], err, cap)) return false;
       got++;
     }
-    return got ? true : fail(err, cap, "%s needs at least one value", d->name);
+    return got ? true : tb_fail(err, cap, "%s needs at least one value", d->name);
   }
-  if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) return fail(err, cap, "%s needs a value", d->name);
+  if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) return tb_fail(err, cap, "%s needs a value", d->name);
   return single_value(o, d, argv[++*i], err, cap);
 }
 
 static bool validate(tb_opts *o, char *err, size_t cap) {
-  if (o->model && o->model_path) return fail(err, cap, "give --model or --model-path, not both");
+  if (o->model && o->model_path) return tb_fail(err, cap, "give --model or --model-path, not both");
   if (!o->model && !o->model_path) o->model = "small-512";
-  if (o->check && !o->baseline) return fail(err, cap, "--check needs --baseline");
-  if (o->cold_runs > TB_MAX_COLD) return fail(err, cap, "--cold-runs %d: at most %d", o->cold_runs, TB_MAX_COLD);
+  if (o->check && !o->baseline) return tb_fail(err, cap, "--check needs --baseline");
+  if (o->cold_runs > TB_MAX_COLD) return tb_fail(err, cap, "--cold-runs %d: at most %d", o->cold_runs, TB_MAX_COLD);
   if (!o->threshold) o->threshold = 0.05;
   if (!o->fw_given)
     for (int f = 0; f < TB_NFW; f++) o->fw[f] = true;
@@ -186,7 +179,7 @@ static bool validate(tb_opts *o, char *err, size_t cap) {
   o->fw[TB_TGC] |= o->tgc_added;
   if (o->nquant == 0) o->quant[o->nquant++] = o->model_path ? -1 : TGC_W_F32;
   if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "cuda") && strcmp(o->device, "opencl"))
-    return fail(err, cap, "--device %s: use cpu, cuda or opencl", o->device);
+    return tb_fail(err, cap, "--device %s: use cpu, cuda or opencl", o->device);
   return true;
 }
 

@@ -18,13 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool fail(char *err, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-  return false;
-}
 
 /* ---- a small JSON writer ---------------------------------------------------------- */
 
@@ -246,7 +239,7 @@ static void json_warnings(jw *w, const tb_report *r) {
 
 bool tb_write_json(const char *path, const tb_report *r, char *err, size_t cap) {
   FILE *f = fopen(path, "w");
-  if (!f) return fail(err, cap, "cannot write %s", path);
+  if (!f) return tb_fail(err, cap, "cannot write %s", path);
   jw w = {.f = f};
   j_open(&w, NULL, '{');
   json_head(&w, r);
@@ -262,7 +255,7 @@ bool tb_write_json(const char *path, const tb_report *r, char *err, size_t cap) 
   json_warnings(&w, r);
   j_close(&w, '}');
   fputc('\n', f);
-  return fclose(f) == 0 || fail(err, cap, "cannot write %s", path);
+  return fclose(f) == 0 || tb_fail(err, cap, "cannot write %s", path);
 }
 
 /* ---- CSV ------------------------------------------------------------------------------ */
@@ -317,7 +310,7 @@ static void csv_framework(FILE *f, const tb_run *run, int fw) {
 
 bool tb_write_csv(const char *path, const tb_report *r, char *err, size_t cap) {
   FILE *f = fopen(path, "w");
-  if (!f) return fail(err, cap, "cannot write %s", path);
+  if (!f) return tb_fail(err, cap, "cannot write %s", path);
   char buf[64];
   fprintf(f, "quantize,framework,metric,index,unit,value,n,p10,p90,cv\n");
   csv_meta(f, "cpu", r->mach.cpu);
@@ -346,7 +339,7 @@ bool tb_write_csv(const char *path, const tb_report *r, char *err, size_t cap) {
     for (int fw = 0; fw < TB_NFW; fw++)
       if (run->fw[fw].ran) csv_framework(f, run, fw);
   }
-  return fclose(f) == 0 || fail(err, cap, "cannot write %s", path);
+  return fclose(f) == 0 || tb_fail(err, cap, "cannot write %s", path);
 }
 
 /* ---- the regression check --------------------------------------------------------- */
@@ -388,7 +381,7 @@ static const char *ratio_member(const char *p, char *name, double *v, bool *isnu
 int tb_read_ratios(const char *path, char (*names)[64], double *values, int cap, char *err, size_t cap_err) {
   char *text = slurp(path);
   if (!text) {
-    fail(err, cap_err, "cannot read %s", path);
+    tb_fail(err, cap_err, "cannot read %s", path);
     return -1;
   }
   const char *p = strstr(text, "\"ratios\"");
@@ -407,7 +400,7 @@ int tb_read_ratios(const char *path, char (*names)[64], double *values, int cap,
   ok = ok && p && *p == '}';
   free(text);
   if (!ok) {
-    fail(err, cap_err, "%s: no \"ratios\" object of name: number pairs (a tgc-bench --json file?)", path);
+    tb_fail(err, cap_err, "%s: no \"ratios\" object of name: number pairs (a tgc-bench --json file?)", path);
     return -1;
   }
   return n;

@@ -36,6 +36,14 @@ void tb_fmt(char *out, size_t cap, const char *fmt, ...) {
   va_end(ap);
 }
 
+bool tb_fail(char *err, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
 static char exe_path[PATH_MAX], exe_dir[PATH_MAX];
 
 static void find_exe(void) {

@@ -25,13 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool fail(char *err, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-  return false;
-}
 
 /* What one framework's in-process run shares with the others. */
 typedef struct job {
@@ -155,7 +148,7 @@ static bool run_framework(job *j, int fw, char *err, size_t cap) {
   if (ok) session_figures(j, &s, f);
   f->ran = ok;
   if (!ok) tb_fmt(f->why, sizeof f->why, "failed: %s", s.err[0] ? s.err : "out of memory");
-  if (!ok && fw == TB_TGC) fail(err, cap, "%s", s.err[0] ? s.err : "out of memory");
+  if (!ok && fw == TB_TGC) tb_fail(err, cap, "%s", s.err[0] ? s.err : "out of memory");
   tb_session_close(&s);
   return ok || fw != TB_TGC;
 }
@@ -224,12 +217,12 @@ bool tb_run_all(tb_report *r, tb_torch *torch, char *err, size_t cap) {
   const char *tmpdir = getenv("TMPDIR");
   char tmp[512], cache[600];
   snprintf(tmp, sizeof tmp, "%s/tgc-bench.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-  if (!mkdtemp(tmp)) return fail(err, cap, "cannot make a folder under %s", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(tmp)) return tb_fail(err, cap, "cannot make a folder under %s", tmpdir && *tmpdir ? tmpdir : "/tmp");
   snprintf(cache, sizeof cache, "%s/cache-main", tmp);
   setenv("TGC_CACHE_DIR", cache, 1); /* iteration 1 compiles: nothing is cached yet */
   if (!(r->runs = calloc((size_t)o->nquant, sizeof *r->runs))) {
     tb_rmtree(tmp);
-    return fail(err, cap, "out of memory");
+    return tb_fail(err, cap, "out of memory");
   }
   bool ok = true;
   for (int q = 0; ok && q < o->nquant; q++) {

@@ -105,6 +105,8 @@ const char *tb_exe_dir(void);
 int64_t tb_now_ns(void);
 /* snprintf that may cut the text short (messages made of messages). */
 void tb_fmt(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* tb_fmt into err, then false: `return tb_fail(err, cap, "...", ...)`. */
+bool tb_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Removes a folder and everything under it; ignores errors. */
 void tb_rmtree(const char *dir);
 
