@@ -334,7 +334,7 @@ run: deps $(TB_BIN)
 #
 # The lookup's answer is $(B)/compare/torch.mk, included below and
 # rewritten only when it changes.  For `make test` and `make compare` the
-# packages are installed first (deps), and make reads itself again when
+# packages are installed first (deps; also for `make run`), and make reads itself again when
 # torch.mk changes, so on a fresh machine the libtorch that deps has just
 # installed is found in the same run.
 COMPARE ?= $(if $(strip $(SANITIZE)),0,1)
@@ -346,7 +346,7 @@ TORCH_MK := $(B)/compare/torch.mk
 
 ifneq ($(COMPARE),0)
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-$(TORCH_MK): compare/find-libtorch.sh FORCE | $(if $(filter test compare,$(MAKECMDGOALS)),deps)
+$(TORCH_MK): compare/find-libtorch.sh FORCE | $(if $(filter test compare run,$(MAKECMDGOALS)),deps)
 	@mkdir -p $(@D)
 	@compare/find-libtorch.sh '$(LIBTORCH)' > $@.new
 	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
@@ -396,3 +396,5 @@ $(B)/compare/defs: FORCE
 $(B)/obj/tests/test_compare.o: $(B)/compare/defs
 $(B)/obj/tests/test_compare.o: private CPPFLAGS += $(COMPARE_DEFS)
 test: $(COMPARE_LIB)
+# `make run` compares with libtorch too, where it is found.
+run: $(COMPARE_LIB)
