@@ -227,6 +227,15 @@ tgc_status tgc_gguf_writer_add_tensor(tgc_gguf_writer *w, const char *name, uint
  * unchanged and may be written again. */
 tgc_status tgc_gguf_writer_write(const tgc_gguf_writer *w, const char *path);
 
+/* ---- shared by gguf.c (reader) and gguf_write.c; not for callers ---------- */
+
+extern const uint8_t tgc_gguf_vtype_sizes[]; /* bytes of a scalar value type; 0 for STRING, ARRAY */
+const char *tgc_gguf_fmt_dims(char *buf, size_t cap, int ndim, const int64_t *dims); /* "[4096, 32000]" */
+/* Element count and byte size of a tensor (nbytes 0 when the type's layout
+ * is unknown); false with the reason in why on a partial block or overflow. */
+bool tgc_gguf_tensor_extent(uint32_t type, int ndim, const int64_t *dims, int64_t *n_elems, uint64_t *nbytes,
+                            char *why, size_t why_cap);
+
 #ifdef __cplusplus
 }
 #endif
