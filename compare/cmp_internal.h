@@ -97,4 +97,8 @@ std::string tgc_cmp_key(const tgc_cmp_prog &p);
  * i64 (their storage is i16 and i32). */
 bool tgc_cmp_widened(tgc_dtype dt);
 
+/* An EINSUM that is a linear layer, "...k,nk->...n": run as matmul with the
+ * weight's transposed view (translate.cpp). */
+bool tgc_cmp_is_linear(const std::string &eq);
+
 #endif

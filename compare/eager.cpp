@@ -182,11 +182,23 @@ at::Tensor eager_NARROW(const tgc_cmp_ins &i, const env &e) {
 }
 at::Tensor eager_FLIP(const tgc_cmp_ins &i, const env &e) { return at::flip(e.in(i, 0), i.ints); }
 
+/* A linear layer: one row of activations is a matrix-vector product (gemv),
+ * which reads the weight as it lies; as a 1-row matmul, OpenBLAS's gemm
+ * would first copy the whole weight into its packed layout, every step. */
+static at::Tensor linear_layer(const at::Tensor &a, const at::Tensor &w) {
+  if (a.numel() != a.size(-1)) return at::matmul(a, w.t());
+  std::vector<int64_t> shape(a.sizes().begin(), a.sizes().end() - 1);
+  shape.push_back(w.size(0));
+  return at::mv(w, a.reshape({-1})).reshape(shape);
+}
+
 /* CPU matmul has no f16 kernel in this libtorch: f16 is multiplied in f32
  * (as tgc accumulates it) and rounded once. */
 at::Tensor eager_EINSUM(const tgc_cmp_ins &i, const env &e) {
-  if (i.dt == TGC_F16) return at::einsum(i.eq, {e.in(i, 0).to(at::kFloat), e.in(i, 1).to(at::kFloat)}).to(at::kHalf);
-  return at::einsum(i.eq, {e.in(i, 0), e.in(i, 1)});
+  bool half = i.dt == TGC_F16;
+  at::Tensor a = half ? e.in(i, 0).to(at::kFloat) : e.in(i, 0), b = half ? e.in(i, 1).to(at::kFloat) : e.in(i, 1);
+  at::Tensor r = tgc_cmp_is_linear(i.eq) ? linear_layer(a, b) : at::einsum(i.eq, {a, b});
+  return half ? r.to(at::kHalf) : r;
 }
 
 at::Tensor eager_GATHER(const tgc_cmp_ins &i, const env &e) {

@@ -76,6 +76,11 @@ def gather(self, table: Tensor, ids: Tensor) -> Tensor:
     rows = torch.where(ok.unsqueeze(1), rows, torch.zeros_like(rows))
     return rows.reshape(list(ids.size()) + [table.size(1)])
 
+def linear(self, a: Tensor, w: Tensor) -> Tensor:
+    if a.numel() == a.size(-1):
+        return torch.mv(w, a.reshape([-1])).reshape(list(a.size())[:-1] + [w.size(0)])
+    return torch.matmul(a, w.t())
+
 def assign(self, base: Tensor, view: Tensor, value: Tensor) -> Tensor:
     view.copy_(value)
     return base
@@ -175,7 +180,9 @@ std::string script_FLIP(const tgc_cmp_ins &i, const std::vector<std::string> &x)
 }
 std::string script_EINSUM(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
   if (i.dt == TGC_F16) /* as in eager.cpp: no f16 matmul on the CPU */
-    return "torch.einsum('" + i.eq + "', [" + x[0] + ".to(6), " + x[1] + ".to(6)]).to(5)";
+    return tgc_cmp_is_linear(i.eq) ? "self.linear(" + x[0] + ".to(6), " + x[1] + ".to(6)).to(5)"
+                                   : "torch.einsum('" + i.eq + "', [" + x[0] + ".to(6), " + x[1] + ".to(6)]).to(5)";
+  if (tgc_cmp_is_linear(i.eq)) return "self.linear(" + x[0] + ", " + x[1] + ")";
   return "torch.einsum('" + i.eq + "', [" + x[0] + ", " + x[1] + "])";
 }
 std::string script_GATHER(const tgc_cmp_ins &, const std::vector<std::string> &x) {

@@ -266,3 +266,16 @@ std::string tgc_cmp_key(const tgc_cmp_prog &p) {
   for (int s : p.outs) put(k, s);
   return k;
 }
+
+/* "...k,nk->...n": activations [..., K] times a weight [N, K] (a linear
+ * layer), run as a matrix-vector or matrix product on the weight's
+ * transposed view (eager.cpp, script.cpp), the form a libtorch user writes;
+ * at::einsum would reshape the transpose into a batched product. */
+bool tgc_cmp_is_linear(const std::string &eq) {
+  size_t comma = eq.find(','), arrow = eq.find("->");
+  if (comma == std::string::npos || arrow == std::string::npos) return false;
+  std::string x = eq.substr(0, comma), y = eq.substr(comma + 1, arrow - comma - 1), z = eq.substr(arrow + 2);
+  return y.size() == 2 && !x.empty() && x.back() == y[1] && z == x.substr(0, x.size() - 1) + y[0] &&
+         x.find(y[0]) == std::string::npos;
+}
+
