@@ -23,7 +23,8 @@
  * their own, so every byte of the input reaches the BPE and decodes back.
  *
  * What each token decodes to is computed once in tgc_tok_new, so decoding
- * only copies bytes.
+ * (tokenizer_decode.c) only copies bytes.  The structures both files use
+ * are in tokenizer_internal.h.
  */
 #include "tgc_internal.h"
 
@@ -33,6 +34,7 @@
 #include <pcre2.h>
 
 #include "tokenizer.h"
+#include "tokenizer_internal.h"
 
 #ifndef PCRE2_MATCH_INVALID_UTF
 #error "the tokenizer needs PCRE2 10.34 or newer (PCRE2_MATCH_INVALID_UTF)"
@@ -64,22 +66,10 @@ static const struct {
 
 /* Tokens that end a generation besides EOS, where a vocabulary has them. */
 static const char *const eog_names[] = {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"};
-#define MAX_EOG 4
 
 /* ---- string tables ----------------------------------------------------- */
 
-/* A list of byte strings, optionally indexed by a hash table.  The key of
- * string i is its bytes and tag[i] (0 for the vocabulary, the split point
- * for merges). */
-typedef struct strtab {
-  char *bytes;     /* every string back to back, each followed by a NUL */
-  size_t size, bytes_cap;
-  size_t *off;     /* (n + 1) string i is bytes[off[i] .. off[i+1] - 1) */
-  uint32_t *tag;   /* (n) */
-  int n;
-  int32_t *slot;   /* (mask + 1) index of a string, or -1; NULL until indexed */
-  size_t mask;
-} strtab;
+/* strtab: see tokenizer_internal.h */
 
 static void strtab_init(strtab *t, int n) {
   t->off = tgc_xmalloc(((size_t)n + 1) * sizeof *t->off);
@@ -100,14 +90,14 @@ static void strtab_add(strtab *t, const char *s, size_t n, uint32_t tag) {
   t->off[++t->n] = t->size;
 }
 
-static const char *strtab_get(const strtab *t, int i, size_t *n) {
+const char *tgc_tok_strtab_get(const strtab *t, int i, size_t *n) {
   *n = t->off[i + 1] - t->off[i] - 1;
   return t->bytes + t->off[i];
 }
 
 static bool strtab_eq(const strtab *t, int i, const char *s, size_t n, uint32_t tag) {
   size_t m;
-  const char *p = strtab_get(t, i, &m);
+  const char *p = tgc_tok_strtab_get(t, i, &m);
   return m == n && t->tag[i] == tag && !memcmp(p, s, n);
 }
 
@@ -122,14 +112,14 @@ static void strtab_index(strtab *t, bool last_wins) {
   memset(t->slot, 0xff, cap * sizeof *t->slot);
   for (int i = 0; i < t->n; i++) {
     size_t n;
-    const char *s = strtab_get(t, i, &n);
+    const char *s = tgc_tok_strtab_get(t, i, &n);
     size_t h = (size_t)tgc_hash64(s, n, t->tag[i]) & t->mask;
     while (t->slot[h] >= 0 && !strtab_eq(t, t->slot[h], s, n, t->tag[i])) h = (h + 1) & t->mask;
     if (t->slot[h] < 0 || last_wins) t->slot[h] = i;
   }
 }
 
-static int32_t strtab_find(const strtab *t, const char *s, size_t n, uint32_t tag) {
+int32_t tgc_tok_strtab_find(const strtab *t, const char *s, size_t n, uint32_t tag) {
   size_t h = (size_t)tgc_hash64(s, n, tag) & t->mask;
   for (; t->slot[h] >= 0; h = (h + 1) & t->mask)
     if (strtab_eq(t, t->slot[h], s, n, tag)) return t->slot[h];
@@ -176,40 +166,8 @@ static int utf8_put2(char *out, uint32_t cp) {
 
 /* ---- the tokenizer ----------------------------------------------------- */
 
-typedef enum tok_model {
-  MODEL_LLAMA, /* SentencePiece-style BPE by scores */
-  MODEL_GPT2,  /* byte-level BPE by merge rank */
-} tok_model;
+/* struct tgc_tokenizer: see tokenizer_internal.h */
 
-struct tgc_tokenizer {
-  tok_model model;
-  int n_vocab;
-  strtab vocab;           /* (n_vocab) token texts as given, indexed */
-  strtab pieces;          /* (n_vocab) the bytes each token decodes to; empty
-                           * for control, unknown and unused tokens */
-  uint8_t *type;          /* (n_vocab) tgc_tok_type */
-  float *score;           /* (n_vocab) llama merge priority */
-  strtab merges;          /* gpt2: merge r is "ab" tagged strlen("a"), indexed */
-  int32_t byte_id[256];   /* the byte token of each byte value, or -1 */
-  int32_t unk, bos, eos;  /* -1 if none */
-  bool add_bos, add_eos;
-  bool add_space_prefix;  /* llama: "▁" in front of each text fragment */
-  bool ignore_merges;     /* gpt2: a piece in the vocabulary is not merged */
-  int32_t eog[MAX_EOG];   /* (n_eog) tokens that end a generation */
-  int n_eog;
-  int32_t *special;       /* (n_special) control, unknown and user-defined tokens
-                           * in order of first byte, then longest first */
-  int n_special;
-  int special_at[257];    /* special[special_at[b] .. special_at[b+1]) begin with b */
-  uint16_t byte_cp[256];  /* gpt2: the printable character each byte maps to */
-  int16_t cp_byte[324];   /* gpt2: the byte a mapped character stands for, or -1 */
-  pcre2_code *re;         /* gpt2: the pre-tokenizer */
-};
-
-/* Tokens that stand for text (decoded to bytes, produced by merges). */
-static bool is_text(int type) {
-  return type != TGC_TOK_CONTROL && type != TGC_TOK_UNKNOWN && type != TGC_TOK_UNUSED;
-}
 static bool is_mergeable(int type) {
   return type == TGC_TOK_NORMAL || type == TGC_TOK_UNDEFINED || type == TGC_TOK_USER_DEFINED;
 }
@@ -280,7 +238,7 @@ static int config_type(const tgc_tok_config *c, int i) {
  * no token decodes to more bytes than its text has). */
 static size_t decode_token(const tgc_tokenizer *t, int id, char *out) {
   size_t n, m = 0;
-  const char *s = strtab_get(&t->vocab, id, &n);
+  const char *s = tgc_tok_strtab_get(&t->vocab, id, &n);
   int type = t->type[id];
   if (!is_text(type)) return 0;
   if (type == TGC_TOK_BYTE) {
@@ -399,7 +357,7 @@ static void find_specials(tgc_tokenizer *t) {
   int n = 0;
   for (int i = 0; i < t->n_vocab; i++) {
     size_t len;
-    const char *s = strtab_get(&t->vocab, i, &len);
+    const char *s = tgc_tok_strtab_get(&t->vocab, i, &len);
     int type = t->type[i];
     if (len && (type == TGC_TOK_CONTROL || type == TGC_TOK_UNKNOWN || type == TGC_TOK_USER_DEFINED))
       keys[n++] = (special_key){(unsigned char)s[0], len, i};
@@ -418,7 +376,7 @@ static void find_specials(tgc_tokenizer *t) {
 static void find_eog(tgc_tokenizer *t) {
   if (t->eos >= 0) t->eog[t->n_eog++] = t->eos;
   for (size_t k = 0; k < sizeof eog_names / sizeof eog_names[0]; k++) {
-    int32_t id = strtab_find(&t->vocab, eog_names[k], strlen(eog_names[k]), 0);
+    int32_t id = tgc_tok_strtab_find(&t->vocab, eog_names[k], strlen(eog_names[k]), 0);
     if (id >= 0 && id != t->eos) t->eog[t->n_eog++] = id;
   }
 }
@@ -539,14 +497,14 @@ static cand heap_pop(work *w) {
 
 /* The token s[0..n) stands for when BPE may produce it, or -1. */
 static int32_t find_mergeable(const tgc_tokenizer *t, const char *s, size_t n) {
-  int32_t id = strtab_find(&t->vocab, s, n, 0);
+  int32_t id = tgc_tok_strtab_find(&t->vocab, s, n, 0);
   return id >= 0 && is_mergeable(t->type[id]) ? id : -1;
 }
 
 /* Whether symbols s[0..split) and s[split..n) may merge, and how urgently. */
 static bool pair_prio(const tgc_tokenizer *t, const char *s, int split, int n, double *prio) {
   int32_t k = t->model == MODEL_LLAMA ? find_mergeable(t, s, (size_t)n)
-                                      : strtab_find(&t->merges, s, (size_t)n, (uint32_t)split);
+                                      : tgc_tok_strtab_find(&t->merges, s, (size_t)n, (uint32_t)split);
   if (k < 0) return false;
   *prio = t->model == MODEL_LLAMA ? (double)t->score[k] : -(double)k;
   return true;
@@ -744,7 +702,7 @@ static int32_t match_special(const tgc_tokenizer *t, const char *s, size_t n, bo
   for (int k = t->special_at[b]; k < t->special_at[b + 1]; k++) {
     int32_t id = t->special[k];
     if (!parse_special && t->type[id] != TGC_TOK_USER_DEFINED) continue;
-    const char *p = strtab_get(&t->vocab, id, len);
+    const char *p = tgc_tok_strtab_get(&t->vocab, id, len);
     if (*len <= n && !memcmp(p, s, *len)) return id;
   }
   return -1;
@@ -814,89 +772,4 @@ int tgc_tok_pretokenize(const tgc_tokenizer *t, const char *text, size_t len, tg
   if (st == TGC_OK && cap > 0 && n > 0) memcpy(out, w.spans, (size_t)(n < cap ? n : cap) * sizeof *out);
   work_free(&w);
   return st == TGC_OK ? n : -1;
-}
-
-/* ---- decode ------------------------------------------------------------ */
-
-static const char *token_bytes(const tgc_tokenizer *t, int32_t id, bool special, size_t *n) {
-  if (special && !is_text(t->type[id])) return strtab_get(&t->vocab, id, n);
-  return strtab_get(&t->pieces, id, n);
-}
-
-/* Writes what fits of p[0..n) at buf[at..cap). */
-static void put_bytes(char *buf, size_t cap, size_t at, const char *p, size_t n) {
-  if (at >= cap) return;
-  size_t k = n < cap - at ? n : cap - at;
-  if (k) memcpy(buf + at, p, k);
-}
-
-int64_t tgc_tok_decode(const tgc_tokenizer *t, const int32_t *ids, int n, bool special, char *buf, size_t cap) {
-  if (!t || n < 0 || (!ids && n > 0) || (!buf && cap > 0)) {
-    tgc_set_error(TGC_ERR_ARG, "tgc_tok_decode: bad arguments (tokenizer %p, %d ids at %p, buf %p with cap %zu)",
-                  (const void *)t, n, (const void *)ids, (void *)buf, cap);
-    return -1;
-  }
-  bool strip = t->add_space_prefix; /* the space spm_encode put in front */
-  size_t total = 0;
-  for (int i = 0; i < n; i++) {
-    if (ids[i] < 0 || ids[i] >= t->n_vocab) {
-      tgc_set_error(TGC_ERR_ARG, "tgc_tok_decode: token %d (at %d) is out of range [0, %d)", (int)ids[i], i,
-                    t->n_vocab);
-      return -1;
-    }
-    size_t len;
-    const char *p = token_bytes(t, ids[i], special, &len);
-    if (strip && len) {
-      if (p[0] == ' ') p++, len--;
-      strip = false;
-    }
-    put_bytes(buf, cap, total, p, len);
-    total += len;
-  }
-  if (total < cap) buf[total] = '\0';
-  return (int64_t)total;
-}
-
-int tgc_tok_piece(const tgc_tokenizer *t, int32_t id, bool special, char *buf, size_t cap) {
-  if (!t || id < 0 || id >= t->n_vocab || (!buf && cap > 0)) {
-    tgc_set_error(TGC_ERR_ARG, "tgc_tok_piece: bad arguments (tokenizer %p, token %d of %d, buf %p with cap %zu)",
-                  (const void *)t, (int)id, t ? t->n_vocab : 0, (void *)buf, cap);
-    return -1;
-  }
-  size_t len;
-  const char *p = token_bytes(t, id, special, &len);
-  put_bytes(buf, cap, 0, p, len);
-  if (len < cap) buf[len] = '\0';
-  return (int)len;
-}
-
-/* ---- queries ----------------------------------------------------------- */
-
-int tgc_tok_n_vocab(const tgc_tokenizer *t) { return t ? t->n_vocab : 0; }
-int32_t tgc_tok_bos(const tgc_tokenizer *t) { return t ? t->bos : -1; }
-int32_t tgc_tok_eos(const tgc_tokenizer *t) { return t ? t->eos : -1; }
-
-bool tgc_tok_is_eog(const tgc_tokenizer *t, int32_t id) {
-  if (!t || id < 0) return false;
-  for (int k = 0; k < t->n_eog; k++)
-    if (t->eog[k] == id) return true;
-  return false;
-}
-
-int32_t tgc_tok_find(const tgc_tokenizer *t, const char *text, size_t len) {
-  if (!t || (!text && len)) return -1;
-  return strtab_find(&t->vocab, len ? text : "", len, 0);
-}
-
-const char *tgc_tok_text(const tgc_tokenizer *t, int32_t id, size_t *len) {
-  if (!t || id < 0 || id >= t->n_vocab) return NULL;
-  size_t n;
-  const char *s = strtab_get(&t->vocab, id, &n);
-  if (len) *len = n;
-  return s;
-}
-
-tgc_tok_type tgc_tok_type_of(const tgc_tokenizer *t, int32_t id) {
-  if (!t || id < 0 || id >= t->n_vocab) return TGC_TOK_UNDEFINED;
-  return (tgc_tok_type)t->type[id];
 }
