@@ -81,6 +81,14 @@ const char *tgc_env_str(const char *name, const char *dflt);
 double tgc_now(void); /* monotonic seconds */
 /* write(2) until all n bytes are written (EINTR retried); false on error. */
 bool tgc_write_all(int fd, const void *buf, size_t n);
+/* SplitMix64: the next value of the seeded stream *s (tgc_rand, presets,
+ * sampling). */
+uint64_t tgc_splitmix64(uint64_t *s);
+/* Half-precision conversions, rounding to nearest even; NaN stays NaN. */
+uint16_t tgc_f32_to_f16(float f);
+float tgc_f16_to_f32(uint16_t h);
+uint16_t tgc_f32_to_bf16(float f);
+float tgc_bf16_to_f32(uint16_t h);
 
 /* ======================================================================
  * ops (ops/graph.c, ops/tensor.c, ops/nn.c): the lazy graph

@@ -150,34 +150,23 @@ bool tgc_gguf_tensor_extent(uint32_t type, int ndim, const int64_t *dims, int64_
 
 /* ---- conversion to f32 --------------------------------------------------- */
 
-static float half_to_f32(uint16_t h) {
-  int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  float v;
-  if (exp == 0) v = ldexpf((float)man, -24); /* zero and subnormals */
-  else if (exp == 31) v = man ? NAN : INFINITY;
-  else v = ldexpf((float)(man | 0x400), exp - 25);
-  return (h & 0x8000) ? -v : v;
-}
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static void f32_to_f32(const uint8_t *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
 
 static void f16_to_f32(const uint8_t *src, float *dst, int64_t n) {
-  for (int64_t i = 0; i < n; i++) dst[i] = half_to_f32(rd16(src + 2 * i));
+  for (int64_t i = 0; i < n; i++) dst[i] = tgc_f16_to_f32(rd16(src + 2 * i));
 }
 
 static void bf16_to_f32(const uint8_t *src, float *dst, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t bits = (uint32_t)rd16(src + 2 * i) << 16;
-    memcpy(&dst[i], &bits, 4);
-  }
+  for (int64_t i = 0; i < n; i++) dst[i] = tgc_bf16_to_f32(rd16(src + 2 * i));
 }
 
 /* Q8_0 block (34 bytes): f16 scale d, then 32 int8 q; x = q * d. */
 static void q8_0_to_f32(const uint8_t *src, float *dst, int64_t n_blocks) {
   for (int64_t b = 0; b < n_blocks; b++, src += 34, dst += 32) {
-    float d = half_to_f32(rd16(src));
+    float d = tgc_f16_to_f32(rd16(src));
     for (int j = 0; j < 32; j++) dst[j] = (float)(int8_t)src[2 + j] * d;
   }
 }
@@ -186,7 +175,7 @@ static void q8_0_to_f32(const uint8_t *src, float *dst, int64_t n_blocks) {
  * low nibble of byte j, element j + 16 its high nibble; x = (q - 8) * d. */
 static void q4_0_to_f32(const uint8_t *src, float *dst, int64_t n_blocks) {
   for (int64_t b = 0; b < n_blocks; b++, src += 18, dst += 32) {
-    float d = half_to_f32(rd16(src));
+    float d = tgc_f16_to_f32(rd16(src));
     for (int j = 0; j < 16; j++) {
       dst[j] = (float)((src[2 + j] & 0xf) - 8) * d;
       dst[j + 16] = (float)((src[2 + j] >> 4) - 8) * d;

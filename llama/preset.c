@@ -63,19 +63,13 @@ bool tgc_llama_preset_config(const char *name, tgc_llama_config *cfg) {
 
 /* ---- generation ------------------------------------------------------------- */
 
-static uint64_t mix(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
-}
 
 /* Fills n floats: centre + uniform with standard deviation sd. */
 static void uniform(float *x, int64_t n, float centre, float sd, uint64_t seed) {
   uint64_t s = seed;
   float a = sd * 1.7320508f / 2147483648.0f; /* U(-sd*sqrt3, sd*sqrt3) */
   for (int64_t i = 0; i < n; i += 2) {
-    uint64_t r = mix(&s);
+    uint64_t r = tgc_splitmix64(&s);
     x[i] = centre + a * (float)(int32_t)(uint32_t)r;
     if (i + 1 < n) x[i + 1] = centre + a * (float)(int32_t)(uint32_t)(r >> 32);
   }

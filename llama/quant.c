@@ -97,52 +97,7 @@ static tgc_status check_matrix(const char *fn, tgc_wtype t, int64_t rows, int64_
 
 /* ---- f16 and bf16 ------------------------------------------------------- */
 
-static uint32_t bits_of(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-static float float_of(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-/* Rounds to nearest even: adds just under half a unit of the kept lsb's
- * weight, plus the kept lsb, and truncates `shift` bits. */
-static uint32_t round_shift(uint32_t m, int shift) {
-  return (m + (1u << (shift - 1)) - 1 + ((m >> shift) & 1)) >> shift;
-}
-
-static uint16_t f32_to_f16(float f) {
-  uint32_t u = bits_of(f), a = u & 0x7fffffffu;
-  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
-  if (a > 0x7f800000u) return sign | 0x7e00 | (uint16_t)((a >> 13) & 0x3ff); /* NaN stays NaN */
-  if (a >= 0x477ff000u) return sign | 0x7c00;        /* >= 65520 (the tie above 65504): inf */
-  if (a >= 0x38800000u)                               /* >= 2^-14: normal; rebias 127 -> 15 */
-    return sign | (uint16_t)round_shift(a - 0x38000000u, 13); /* a carry moves up the exponent */
-  if (a <= 0x33000000u) return sign;                 /* <= 2^-25 (a tie to zero): zero */
-  /* subnormal: the value in units of 2^-24 is m * 2^(e - 126) */
-  uint32_t m = (a & 0x7fffffu) | 0x800000u;
-  int e = (int)(a >> 23);
-  return sign | (uint16_t)round_shift(m, 126 - e);
-}
-
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 0x3ff;
-  if (e == 31) return float_of(sign | 0x7f800000u | m << 13);
-  if (e) return float_of(sign | (e + 112) << 23 | m << 13);
-  float v = (float)m * 0x1p-24f; /* subnormal or zero: exact */
-  return sign ? -v : v;
-}
-
-static uint16_t f32_to_bf16(float f) {
-  uint32_t u = bits_of(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
-static float bf16_to_f32(uint16_t h) { return float_of((uint32_t)h << 16); }
+/* The conversions themselves are tgc_f32_to_f16 and friends (ops/util.c). */
 
 static void put16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)v;
@@ -158,7 +113,7 @@ static void q8_0_put(const float *x, uint8_t *b) {
   float amax = 0;
   for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
   float d = amax / 127, id = d != 0 ? 1.0f / d : 0;
-  put16(b, f32_to_f16(d));
+  put16(b, tgc_f32_to_f16(d));
   for (int j = 0; j < 32; j++) {
     float q = roundf(x[j] * id);
     q = q >= -127 ? (q <= 127 ? q : 127) : (q < 0 ? -127 : 0); /* NaN -> 0 */
@@ -167,7 +122,7 @@ static void q8_0_put(const float *x, uint8_t *b) {
 }
 
 static void q8_0_get(const uint8_t *b, float *y) {
-  float d = f16_to_f32(get16(b));
+  float d = tgc_f16_to_f32(get16(b));
   for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
@@ -186,13 +141,13 @@ static void q4_0_put(const float *x, uint8_t *b) {
       max = x[j];
     }
   float d = max / -8, id = d != 0 ? 1.0f / d : 0;
-  put16(b, f32_to_f16(d));
+  put16(b, tgc_f32_to_f16(d));
   for (int j = 0; j < 16; j++)
     b[2 + j] = (uint8_t)(q4_code(x[j] * id) | q4_code(x[16 + j] * id) << 4);
 }
 
 static void q4_0_get(const uint8_t *b, float *y) {
-  float d = f16_to_f32(get16(b));
+  float d = tgc_f16_to_f32(get16(b));
   for (int j = 0; j < 16; j++) {
     y[j] = (float)((b[2 + j] & 15) - 8) * d;
     y[16 + j] = (float)((b[2 + j] >> 4) - 8) * d;
@@ -212,15 +167,15 @@ static int nf4_code(float v) {
 static void nf4_put(const float *x, uint8_t *b) {
   float amax = 0;
   for (int j = 0; j < 64; j++) amax = fmaxf(amax, fabsf(x[j]));
-  uint16_t h = f32_to_f16(amax);
-  float s = f16_to_f32(h), is = s != 0 && isfinite(s) ? 1.0f / s : 0;
+  uint16_t h = tgc_f32_to_f16(amax);
+  float s = tgc_f16_to_f32(h), is = s != 0 && isfinite(s) ? 1.0f / s : 0;
   put16(b, h);
   for (int j = 0; j < 32; j++)
     b[2 + j] = (uint8_t)(nf4_code(x[j] * is) | nf4_code(x[32 + j] * is) << 4);
 }
 
 static void nf4_get(const uint8_t *b, float *y) {
-  float s = f16_to_f32(get16(b));
+  float s = tgc_f16_to_f32(get16(b));
   for (int j = 0; j < 32; j++) {
     y[j] = nf4_table[b[2 + j] & 15] * s;
     y[32 + j] = nf4_table[b[2 + j] >> 4] * s;
@@ -235,10 +190,10 @@ static void row_put(tgc_wtype t, const float *x, int64_t n, uint8_t *dst) {
   switch (t) {
   case TGC_W_F32: memcpy(dst, x, (size_t)n * 4); return;
   case TGC_W_F16:
-    for (int64_t i = 0; i < n; i++) put16(dst + 2 * i, f32_to_f16(x[i]));
+    for (int64_t i = 0; i < n; i++) put16(dst + 2 * i, tgc_f32_to_f16(x[i]));
     return;
   case TGC_W_BF16:
-    for (int64_t i = 0; i < n; i++) put16(dst + 2 * i, f32_to_bf16(x[i]));
+    for (int64_t i = 0; i < n; i++) put16(dst + 2 * i, tgc_f32_to_bf16(x[i]));
     return;
   default: break;
   }
@@ -251,10 +206,10 @@ static void row_get(tgc_wtype t, const uint8_t *src, int64_t n, float *y) {
   switch (t) {
   case TGC_W_F32: memcpy(y, src, (size_t)n * 4); return;
   case TGC_W_F16:
-    for (int64_t i = 0; i < n; i++) y[i] = f16_to_f32(get16(src + 2 * i));
+    for (int64_t i = 0; i < n; i++) y[i] = tgc_f16_to_f32(get16(src + 2 * i));
     return;
   case TGC_W_BF16:
-    for (int64_t i = 0; i < n; i++) y[i] = bf16_to_f32(get16(src + 2 * i));
+    for (int64_t i = 0; i < n; i++) y[i] = tgc_bf16_to_f32(get16(src + 2 * i));
     return;
   default: break;
   }

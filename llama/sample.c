@@ -23,12 +23,7 @@ static int by_logit(const void *a, const void *b) {
   return (x->id > y->id) - (x->id < y->id);
 }
 
-static double uniform01(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
+static double uniform01(uint64_t *s) { return (double)(tgc_splitmix64(s) >> 11) / 9007199254740992.0; }
 
 int32_t tgc_sample(tgc_sampler *s, const float *logits, int n) {
   int32_t best = 0;

@@ -186,23 +186,17 @@ typedef struct rand_st {
   double below; /* the largest uniform value that stays < 1 in the dtype */
 } rand_st;
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 static double uniform_fn(void *p, int64_t i) {
   (void)i;
   rand_st *r = p;
-  double u = (double)(splitmix(&r->state) >> 11) * 0x1.0p-53;
+  double u = (double)(tgc_splitmix64(&r->state) >> 11) * 0x1.0p-53;
   return u < r->below ? u : r->below; /* rounding to f16/bf16 must not reach 1 */
 }
 static double normal_fn(void *p, int64_t i) {
   (void)i;
   rand_st *r = p;
-  double u1 = ((double)(splitmix(&r->state) >> 11) + 0.5) * 0x1.0p-53;
-  double u2 = (double)(splitmix(&r->state) >> 11) * 0x1.0p-53;
+  double u1 = ((double)(tgc_splitmix64(&r->state) >> 11) + 0.5) * 0x1.0p-53;
+  double u2 = (double)(tgc_splitmix64(&r->state) >> 11) * 0x1.0p-53;
   return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
 }
 
@@ -225,32 +219,7 @@ tgc_tensor *tgc_randn(tgc_ctx *ctx, tgc_dtype dt, int ndim, const int64_t *shape
 }
 
 /* Host-side conversions for the creation functions. */
-static uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
-  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
-  int e = (int)exp - 127 + 15;
-  if (e >= 31) return (uint16_t)(sign | 0x7c00);
-  if (e <= 0) {
-    if (e < -10) return (uint16_t)sign;
-    man |= 0x800000;
-    int shift = 14 - e;
-    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-  return (uint16_t)(sign | h);
-}
 
-static uint16_t f32_to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);
-  return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
-}
 
 static void put_elem(void *dst, tgc_dtype dt, size_t i, double v) {
   char *p = (char *)dst + i * (size_t)tgc_dtypes[dt].bytes;
@@ -261,8 +230,8 @@ static void put_elem(void *dst, tgc_dtype dt, size_t i, double v) {
   case TGC_I16: case TGC_U16: { uint16_t b = (uint16_t)iv; memcpy(p, &b, 2); break; }
   case TGC_I32: case TGC_U32: { uint32_t b = (uint32_t)iv; memcpy(p, &b, 4); break; }
   case TGC_I64: memcpy(p, &iv, 8); break;
-  case TGC_F16: { uint16_t b = f32_to_f16((float)v); memcpy(p, &b, 2); break; }
-  case TGC_BF16: { uint16_t b = f32_to_bf16((float)v); memcpy(p, &b, 2); break; }
+  case TGC_F16: { uint16_t b = tgc_f32_to_f16((float)v); memcpy(p, &b, 2); break; }
+  case TGC_BF16: { uint16_t b = tgc_f32_to_bf16((float)v); memcpy(p, &b, 2); break; }
   case TGC_F32: { float f = (float)v; memcpy(p, &f, 4); break; }
   case TGC_F64: memcpy(p, &v, 8); break;
   default: TGC_ASSERT(0);

@@ -370,3 +370,59 @@ bool tgc_write_all(int fd, const void *buf, size_t n) {
   }
   return true;
 }
+
+/* ---- numbers -------------------------------------------------------------- */
+
+uint64_t tgc_splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static uint32_t bits_of(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static float float_of(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Rounds to nearest even: adds just under half a unit of the kept lsb's
+ * weight, plus the kept lsb, and truncates `shift` bits. */
+static uint32_t round_shift(uint32_t m, int shift) {
+  return (m + (1u << (shift - 1)) - 1 + ((m >> shift) & 1)) >> shift;
+}
+
+uint16_t tgc_f32_to_f16(float f) {
+  uint32_t u = bits_of(f), a = u & 0x7fffffffu;
+  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+  if (a > 0x7f800000u) return sign | 0x7e00 | (uint16_t)((a >> 13) & 0x3ff); /* NaN stays NaN */
+  if (a >= 0x477ff000u) return sign | 0x7c00;        /* >= 65520 (the tie above 65504): inf */
+  if (a >= 0x38800000u)                               /* >= 2^-14: normal; rebias 127 -> 15 */
+    return sign | (uint16_t)round_shift(a - 0x38000000u, 13); /* a carry moves up the exponent */
+  if (a <= 0x33000000u) return sign;                 /* <= 2^-25 (a tie to zero): zero */
+  /* subnormal: the value in units of 2^-24 is m * 2^(e - 126) */
+  uint32_t m = (a & 0x7fffffu) | 0x800000u;
+  int e = (int)(a >> 23);
+  return sign | (uint16_t)round_shift(m, 126 - e);
+}
+
+float tgc_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 0x3ff;
+  if (e == 31) return float_of(sign | 0x7f800000u | m << 13);
+  if (e) return float_of(sign | (e + 112) << 23 | m << 13);
+  float v = (float)m * 0x1p-24f; /* subnormal or zero: exact */
+  return sign ? -v : v;
+}
+
+uint16_t tgc_f32_to_bf16(float f) {
+  uint32_t u = bits_of(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+float tgc_bf16_to_f32(uint16_t h) { return float_of((uint32_t)h << 16); }
