@@ -17,10 +17,12 @@ at::ScalarType tgc_cmp_storage(tgc_dtype dt);
 at::ScalarType tgc_cmp_compute(tgc_dtype dt);
 int64_t tgc_cmp_wrap(tgc_dtype dt);
 
-/* The realized node's buffer as a tensor of its shape under the bindings
- * vars: zero copy (torch::from_blob on the CPU device's host memory),
- * except for the widened dtypes, which are converted. */
-at::Tensor tgc_cmp_leaf(const tgc_uop *u, const int64_t *vars);
+/* The realized node's buffer as a tensor on dev (the CPU, or the CUDA
+ * device whose memory tgc's buffers are) of its shape under the bindings
+ * vars, or at its largest extent when largest (static programs): zero
+ * copy (torch::from_blob), except for the widened dtypes, which are
+ * converted. */
+at::Tensor tgc_cmp_leaf(const tgc_uop *u, const int64_t *vars, bool largest, at::Device dev);
 
 /* An elementwise tgc op in both backends: TorchScript source with $0 $1 $2
  * for the operands and $M for the shift mask, and the eager call. */
@@ -31,9 +33,11 @@ struct tgc_cmp_alu_rule {
 /* The rule of op; throws tgc_cmp_error for an op without one. */
 const tgc_cmp_alu_rule &tgc_cmp_alu(tgc_op op);
 
-/* eager.cpp: runs p op by op; returns the outputs (in their compute types). */
+/* eager.cpp: runs p op by op on dev; returns the outputs (in their compute
+ * types).  A static program reads the variables from vars_t (int64, one per
+ * variable, on dev: what a CUDA graph replays with); others from vars. */
 std::vector<at::Tensor> tgc_cmp_eager(const tgc_cmp_prog &p, const std::vector<at::Tensor> &leaves,
-                                      const int64_t *vars);
+                                      const int64_t *vars, const at::Tensor &vars_t, at::Device dev);
 
 /* script.cpp: p as TorchScript, compiled, frozen and optimised for
  * inference; the leaves and the variables are its arguments, so one
@@ -46,5 +50,18 @@ std::vector<at::Tensor> tgc_cmp_script_run(tgc_cmp_script &s, const std::vector<
 std::string tgc_cmp_script_source(const tgc_cmp_prog &p);
 /* What was applied after compiling: "frozen, optimized for inference". */
 const char *tgc_cmp_script_passes(void);
+
+#ifdef TGC_CMP_CUDA
+/* cuda.cpp: a static program captured as a CUDA graph (torch-opt on CUDA).
+ * _new warms the program up and captures it; _run copies the small leaves
+ * and the variables into the graph's inputs and replays it, or returns
+ * false when a large leaf has moved since the capture (capture again);
+ * _outs are the graph's output tensors, valid until the next replay. */
+struct tgc_cmp_graph;
+std::shared_ptr<tgc_cmp_graph> tgc_cmp_graph_new(const tgc_cmp_prog &p, const std::vector<at::Tensor> &leaves,
+                                                 const int64_t *vars, at::Device dev);
+bool tgc_cmp_graph_run(tgc_cmp_graph &g, const std::vector<at::Tensor> &leaves, const int64_t *vars);
+const std::vector<at::Tensor> &tgc_cmp_graph_outs(const tgc_cmp_graph &g);
+#endif
 
 #endif

@@ -11,6 +11,9 @@
  */
 #include "cmp_aten.h"
 
+#include <cmath>
+#include <cstdint>
+
 /* ---- dtypes ------------------------------------------------------------------ */
 
 namespace {
@@ -50,14 +53,14 @@ static std::vector<int64_t> eval(const std::vector<int64_t> &sizes, const int64_
   return r;
 }
 
-at::Tensor tgc_cmp_leaf(const tgc_uop *u, const int64_t *vars) {
+at::Tensor tgc_cmp_leaf(const tgc_uop *u, const int64_t *vars, bool largest, at::Device dev) {
   tgc_dtype dt = (tgc_dtype)u->dtype;
   std::vector<int64_t> maxs((size_t)u->ndim);
   tgc_shape_max(u->ctx, u->ndim, u->shape, maxs.data());
   size_t need = (size_t)tgc_shape_numel_max(u->ctx, u->ndim, u->shape) * (size_t)tgc_dtypes[dt].bytes;
   TGC_ASSERT(u->buf && u->buf->bytes >= need);
-  at::Tensor t = at::from_blob(u->buf->ptr, maxs, at::TensorOptions().dtype(tgc_cmp_storage(dt)));
-  for (int i = 0; i < u->ndim; i++)
+  at::Tensor t = at::from_blob(u->buf->ptr, maxs, at::TensorOptions().dtype(tgc_cmp_storage(dt)).device(dev));
+  for (int i = 0; i < u->ndim && !largest; i++)
     if (tgc_sym_is(u->shape[i])) t = t.narrow(i, 0, tgc_sym_eval(u->shape[i], vars));
   return tgc_cmp_wrap(dt) ? t.to(tgc_cmp_compute(dt)).bitwise_and(tgc_cmp_wrap(dt)) : t;
 }
@@ -133,14 +136,17 @@ struct env {
   const std::vector<at::Tensor> &v; /* values by slot */
   const std::vector<at::Tensor> &leaves;
   const int64_t *vars;
+  const at::Tensor &vars_t; /* static programs: the variables on dev */
+  at::Device dev;
   const at::Tensor &in(const tgc_cmp_ins &i, int k) const { return v[(size_t)i.in[k]]; }
+  at::TensorOptions opts(at::ScalarType t) const { return at::TensorOptions().dtype(t).device(dev); }
 };
 using eager_fn = at::Tensor (*)(const tgc_cmp_ins &, const env &);
 
 at::Tensor eager_LEAF(const tgc_cmp_ins &i, const env &e) { return e.leaves[(size_t)i.ints[0]]; }
 
 at::Tensor eager_CONST(const tgc_cmp_ins &i, const env &e) {
-  at::TensorOptions o = at::TensorOptions().dtype(tgc_cmp_compute(i.dt));
+  at::TensorOptions o = e.opts(tgc_cmp_compute(i.dt));
   if (i.is_sym) return at::scalar_tensor(tgc_sym_eval(i.sym, e.vars), o);
   if (tgc_dtypes[i.dt].is_float) return at::scalar_tensor(i.c.f, o);
   if (i.dt == TGC_BOOL) return at::scalar_tensor(i.c.i != 0, o);
@@ -193,9 +199,9 @@ static at::Tensor linear_layer(const at::Tensor &a, const at::Tensor &w) {
 }
 
 /* CPU matmul has no f16 kernel in this libtorch: f16 is multiplied in f32
- * (as tgc accumulates it) and rounded once. */
+ * (as tgc accumulates it) and rounded once.  CUDA multiplies f16 itself. */
 at::Tensor eager_EINSUM(const tgc_cmp_ins &i, const env &e) {
-  bool half = i.dt == TGC_F16;
+  bool half = i.dt == TGC_F16 && e.dev.is_cpu();
   at::Tensor a = half ? e.in(i, 0).to(at::kFloat) : e.in(i, 0), b = half ? e.in(i, 1).to(at::kFloat) : e.in(i, 1);
   at::Tensor r = tgc_cmp_is_linear(i.eq) ? linear_layer(a, b) : at::einsum(i.eq, {a, b});
   return half ? r.to(at::kHalf) : r;
@@ -222,6 +228,64 @@ at::Tensor eager_COPY(const tgc_cmp_ins &i, const env &e) {
   return base;
 }
 
+/* ---- the instructions of static programs (static.cpp) ---- */
+
+/* The symbolic size d as a 0-d int64 tensor on the device, from vars_t. */
+at::Tensor symval(int64_t d, const env &e) {
+  tgc_affine a = tgc_sym_get(d);
+  at::Tensor r;
+  for (int k = 0; k < TGC_MAX_VARS; k++)
+    if (a.c[k]) {
+      at::Tensor t = e.vars_t.select(0, k).mul(a.c[k]);
+      r = r.defined() ? r.add(t) : t;
+    }
+  return r.defined() ? r.add(a.b) : at::scalar_tensor(a.b, e.opts(at::kLong));
+}
+
+/* 0, 1, .. n-1, shaped to run along axis a of a rank-nd tensor. */
+at::Tensor positions(int64_t n, int64_t a, int64_t nd, const env &e) {
+  std::vector<int64_t> shape((size_t)nd, 1);
+  shape[(size_t)a] = n;
+  return at::arange(n, e.opts(at::kLong)).reshape(shape);
+}
+
+at::Tensor eager_SYMVAL(const tgc_cmp_ins &i, const env &e) {
+  return symval(i.sym, e).to(tgc_cmp_compute(i.dt));
+}
+
+/* The lowest value of type t: what a max ignores. */
+at::Scalar lowest(at::ScalarType t) {
+  switch (t) {
+  case at::kLong: return INT64_MIN;
+  case at::kInt: return (int64_t)INT32_MIN;
+  case at::kShort: return (int64_t)INT16_MIN;
+  case at::kChar: return (int64_t)INT8_MIN;
+  case at::kByte:
+  case at::kBool: return 0;
+  default: return -INFINITY;
+  }
+}
+
+at::Tensor eager_MASK(const tgc_cmp_ins &i, const env &e) {
+  const at::Tensor &x = e.in(i, 0);
+  int64_t a = i.ints[0];
+  at::Tensor keep = positions(x.size(a), a, x.dim(), e).lt(symval(i.sym, e));
+  return at::where(keep, x, at::full({}, i.ints[1] ? lowest(x.scalar_type()) : at::Scalar(0), x.options()));
+}
+
+at::Tensor eager_DYN_NARROW(const tgc_cmp_ins &i, const env &e) {
+  const at::Tensor &x = e.in(i, 0);
+  return x.index_select(i.ints[0], at::arange(i.ints[1], e.opts(at::kLong)).add(symval(i.sym, e)));
+}
+
+at::Tensor eager_INDEX_COPY(const tgc_cmp_ins &i, const env &e) {
+  const at::Tensor &base = e.in(i, 0), &value = e.in(i, 1);
+  int64_t a = i.ints[0];
+  at::Tensor rows = at::arange(value.size(a), e.opts(at::kLong)).add(symval(i.sym, e));
+  base.index_copy_(a, rows, value.to(base.scalar_type()));
+  return base;
+}
+
 const eager_fn eager_fns[TGC_CMP_NUM_KINDS] = {
 #define X(NAME, doc) eager_##NAME,
     TGC_CMP_KINDS(X)
@@ -231,11 +295,11 @@ const eager_fn eager_fns[TGC_CMP_NUM_KINDS] = {
 } // namespace
 
 std::vector<at::Tensor> tgc_cmp_eager(const tgc_cmp_prog &p, const std::vector<at::Tensor> &leaves,
-                                      const int64_t *vars) {
+                                      const int64_t *vars, const at::Tensor &vars_t, at::Device dev) {
   std::vector<at::Tensor> v(p.ins.size());
   std::vector<char> keep(p.ins.size());
   for (int s : p.outs) keep[(size_t)s] = 1;
-  env e{v, leaves, vars};
+  env e{v, leaves, vars, vars_t, dev};
   for (size_t n = 0; n < p.ins.size(); n++) {
     const tgc_cmp_ins &i = p.ins[n];
     v[n] = eager_fns[i.kind](i, e);

@@ -18,13 +18,40 @@ abi_flag() {
   grep -so '_GLIBCXX_USE_CXX11_ABI=[01]' "$1/share/cmake/Torch/TorchConfig.cmake" | head -n 1 | sed 's/^/-D/' || true
 }
 
+# The CUDA toolkit (c10/cuda's inline code includes cuda_runtime_api.h
+# and calls the runtime): CUDA_HOME, else /usr/local/cuda.  Empty if
+# neither has the header and lib64/libcudart.so.
+cuda_home() {
+  local c
+  for c in ${CUDA_HOME:+"$CUDA_HOME"} /usr/local/cuda; do
+    [ -f "$c/include/cuda_runtime_api.h" ] && [ -e "$c/lib64/libcudart.so" ] && { echo "$c"; return; }
+  done
+}
+
 # A libtorch folder: its headers in include/ and include/torch/csrc/api/include.
+# With lib/libtorch_cuda.so (a CUDA build, as Python's torch on Linux is)
+# and the CUDA headers, the module is built with its CUDA path
+# (TGC_CMP_CUDA); libtorch_cuda is linked even though no symbol of it is
+# named, because loading it is what registers CUDA with ATen.
 from_dir() {
-  local d=$1 from=$2
+  local d=$1 from=$2 cuda="" libs ch rt
   [ -f "$d/include/torch/csrc/api/include/torch/version.h" ] && [ -e "$d/lib/libtorch.so" ] || return 1
+  libs="-L$d/lib -Wl,-rpath,$d/lib -ltorch -ltorch_cpu -lc10"
+  ch=$(cuda_home)
+  if [ -e "$d/lib/libtorch_cuda.so" ] && [ -n "$ch" ]; then
+    cuda=" -DTGC_CMP_CUDA -isystem $ch/include"
+    # the CUDA runtime that Python's torch loads (nvidia/cu*/lib beside it) comes first
+    for rt in "$d"/../nvidia/cu*/lib "$d"/../nvidia/cuda_runtime/lib; do
+      [ -d "$rt" ] && libs="$libs -Wl,-rpath,$(cd "$rt" && pwd)"
+    done
+    libs="$libs -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -L$ch/lib64 -lcudart"
+    from="$from, with CUDA"
+  elif [ -e "$d/lib/libtorch_cuda.so" ]; then
+    from="$from, without its CUDA: no CUDA headers (set CUDA_HOME)"
+  fi
   echo "TORCH_FROM := $from ($d)"
-  echo "TORCH_CXXFLAGS := -isystem $d/include -isystem $d/include/torch/csrc/api/include $(abi_flag "$d")"
-  echo "TORCH_LIBS := -L$d/lib -Wl,-rpath,$d/lib -ltorch -ltorch_cpu -lc10"
+  echo "TORCH_CXXFLAGS := -isystem $d/include -isystem $d/include/torch/csrc/api/include $(abi_flag "$d")$cuda"
+  echo "TORCH_LIBS := $libs"
 }
 
 if [ -n "$want" ]; then

@@ -84,6 +84,23 @@ def linear(self, a: Tensor, w: Tensor) -> Tensor:
 def assign(self, base: Tensor, view: Tensor, value: Tensor) -> Tensor:
     view.copy_(value)
     return base
+
+def mask(self, x: Tensor, a: int, n: int, low: bool) -> Tensor:
+    shape = [1] * x.dim()
+    shape[a] = x.size(a)
+    keep = torch.lt(torch.arange(x.size(a), device=x.device).reshape(shape), n)
+    if not low:
+        return torch.where(keep, x, torch.zeros_like(x))
+    if x.is_floating_point():
+        return torch.where(keep, x, torch.full_like(x, float('-inf')))
+    return torch.where(keep, x, torch.full_like(x, -2147483648))
+
+def rows(self, x: Tensor, a: int, start: int, n: int) -> Tensor:
+    return torch.index_select(x, a, torch.add(torch.arange(n, device=x.device), start))
+
+def index_assign(self, base: Tensor, a: int, start: int, value: Tensor) -> Tensor:
+    base.index_copy_(a, torch.add(torch.arange(value.size(a), device=base.device), start), value.to(base.dtype))
+    return base
 )";
 
 /* A size: a number, or an expression of v0..v3. */
@@ -190,6 +207,21 @@ std::string script_GATHER(const tgc_cmp_ins &, const std::vector<std::string> &x
 }
 std::string script_COPY(const tgc_cmp_ins &, const std::vector<std::string> &x) {
   return "self.assign(" + x[2] + ", " + x[0] + ", " + x[1] + ")";
+}
+
+/* Static programs (static.cpp), for completeness: on the CPU a static
+ * program can run as TorchScript too (TGC_CMP_STATIC=1). */
+std::string script_SYMVAL(const tgc_cmp_ins &i, const std::vector<std::string> &) {
+  return "torch.full([], " + sym(i.sym) + ", dtype=" + code(tgc_cmp_compute(i.dt)) + ")";
+}
+std::string script_MASK(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
+  return "self.mask(" + x[0] + ", " + num(i.ints[0]) + ", " + sym(i.sym) + ", " + (i.ints[1] ? "True" : "False") + ")";
+}
+std::string script_DYN_NARROW(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
+  return "self.rows(" + x[0] + ", " + num(i.ints[0]) + ", " + sym(i.sym) + ", " + num(i.ints[1]) + ")";
+}
+std::string script_INDEX_COPY(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
+  return "self.index_assign(" + x[0] + ", " + num(i.ints[0]) + ", " + sym(i.sym) + ", " + x[1] + ")";
 }
 
 const script_fn script_fns[TGC_CMP_NUM_KINDS] = {

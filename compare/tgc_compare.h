@@ -33,15 +33,25 @@ typedef enum tgc_cmp_mode {
 
 typedef struct tgc_cmp tgc_cmp;
 
-/* Environment the module reads (set by tgc-bench's flags):
- *   TGC_CMP_NO_COMPILE=1  torch-opt runs eagerly, as torch-base
- *                         (--pytorch-no-compile);
- *   TGC_CMP_NO_HALF=1     no effect on the CPU, where both modes compute in
- *                         the graph's own precision (--pytorch-no-half
- *                         matters for the CUDA path, not built yet). */
+/* The modes by device:
+ *   cpu   torch-base: eager, the graph's precision.  torch-opt: the graph
+ *         as TorchScript, compiled, frozen, optimised for inference.
+ *   cuda  torch-base: eager f32 on the GPU.  torch-opt: the graph made
+ *         static (compare/static.cpp: the KV cache at full length with a
+ *         mask, as for CUDA graphs in PyTorch), in f16, captured once as
+ *         a CUDA graph and replayed every step.  Needs a libtorch with
+ *         CUDA (make compare LIBTORCH=<folder>, or Python's torch).
+ * Environment the module reads (set by tgc-bench's flags):
+ *   TGC_CMP_NO_COMPILE=1  torch-opt without TorchScript or CUDA graph: its
+ *                         program runs eagerly (--pytorch-no-compile);
+ *   TGC_CMP_NO_HALF=1     torch-opt on CUDA stays in f32 (--pytorch-no-half;
+ *                         the CPU always computes in the graph's precision);
+ *   TGC_CMP_STATIC=1      every program is made static, also on the CPU
+ *                         (for tests: the CUDA form checked without a GPU);
+ *   TGC_CMP_DUMP=1        print the TorchScript of each new program. */
 
 /* The version of this ABI; tgc-bench refuses a library of another. */
-#define TGC_CMP_ABI 1
+#define TGC_CMP_ABI 2
 int tgc_cmp_abi(void);
 /* "libtorch 1.13.1, 2 intra-op threads, OpenBLAS" or similar. */
 const char *tgc_cmp_describe(void);
@@ -58,8 +68,9 @@ void tgc_cmp_free(tgc_cmp *c); /* NULL ok */
  * realized; leaves must be realized tgc buffers or constants) with the
  * context's current variable bindings, and copies each output to host
  * memory as f32, contiguous, numel(outs[i]) floats in host[i].  The
- * context's device must be the CPU (TGC_DEVICE=cpu): tgc's buffers are
- * read and written in place.  Every call walks the graph (a decode step's
+ * context's device must be cpu or cuda: tgc's buffers are read and written
+ * in place (f32 buffers of a torch-opt run in f16 through f16 copies made
+ * at their first use and kept by the runner).  Every call walks the graph (a decode step's
  * is new each time); TORCH_OPT compiles a graph of a new structure once
  * and reuses it for later graphs of the same structure (the next steps').
  * ASSIGNs write the tgc buffers they target (the KV cache), exactly as
@@ -67,7 +78,7 @@ void tgc_cmp_free(tgc_cmp *c); /* NULL ok */
 int tgc_cmp_run(tgc_cmp *c, tgc_ctx *ctx, int n, tgc_tensor *const *outs, float *const *host, char *err,
                 size_t errcap);
 
-/* Where the time of the runs went (an extension of this ABI, version 1).
+/* Where the time of the runs went.
  * translate_s, compile_s and exec_s are the last run's; a step's cost to
  * a PyTorch user is exec_s, translate_s is this module's own walk of the
  * tgc graph (every run: the graph is new each step).  Fails only for NULL
@@ -79,6 +90,8 @@ typedef struct tgc_cmp_stats {
   double compile_s;   /* TORCH_OPT: TorchScript compiled, frozen and optimised; 0 when reused */
   double exec_s;      /* libtorch ran the program, and the outputs were copied to host */
   double first_s;     /* the whole first successful run (translation, compile, first execution) */
+  uint64_t static_runs;   /* runs of a static program (compare/static.cpp: torch-opt on CUDA, TGC_CMP_STATIC) */
+  uint64_t graph_replays; /* CUDA graph replays (torch-opt on CUDA) */
 } tgc_cmp_stats;
 int tgc_cmp_get_stats(const tgc_cmp *c, tgc_cmp_stats *out);
 

@@ -27,16 +27,6 @@ namespace {
 
 [[noreturn]] void fail(const std::string &what) { throw tgc_cmp_error(what); }
 
-tgc_cmp_ins make(tgc_cmp_kind k, tgc_dtype dt, std::initializer_list<int> in = {}, std::vector<int64_t> ints = {}) {
-  tgc_cmp_ins i{};
-  i.kind = k;
-  i.dt = i.from = dt;
-  i.nin = 0;
-  for (int s : in) i.in[i.nin++] = s;
-  i.ints = std::move(ints);
-  return i;
-}
-
 std::vector<int64_t> shape_of(const tgc_uop *u) { return std::vector<int64_t>(u->shape, u->shape + u->ndim); }
 
 std::vector<int64_t> dims_of(uint32_t mask, int ndim) {
@@ -75,7 +65,7 @@ struct translator {
 
   int leaf(tgc_uop *u) {
     p->leaves.push_back(u);
-    return emit(make(TGC_CMP_LEAF, (tgc_dtype)u->dtype, {}, {(int64_t)p->leaves.size() - 1}));
+    return emit(tgc_cmp_make(TGC_CMP_LEAF, (tgc_dtype)u->dtype, {}, {(int64_t)p->leaves.size() - 1}));
   }
 
   int node(tgc_uop *u) {
@@ -93,7 +83,7 @@ struct translator {
 
   int constant(tgc_uop *u) {
     if (u->op != TGC_OP_CONST) fail("a BUFFER node without a buffer");
-    tgc_cmp_ins i = make(TGC_CMP_CONST, (tgc_dtype)u->dtype);
+    tgc_cmp_ins i = tgc_cmp_make(TGC_CMP_CONST, (tgc_dtype)u->dtype);
     if (u->arglen == sizeof(tgc_symconst)) {
       i.is_sym = true;
       i.sym = static_cast<const tgc_symconst *>(u->arg)->sym;
@@ -106,28 +96,28 @@ struct translator {
   int alu(tgc_uop *u) {
     tgc_dtype dt = (tgc_dtype)u->dtype;
     if (u->op == TGC_OP_CAST || u->op == TGC_OP_BITCAST) {
-      tgc_cmp_ins i = make(u->op == TGC_OP_CAST ? TGC_CMP_CAST : TGC_CMP_BITCAST, dt, {value(u->src[0])});
+      tgc_cmp_ins i = tgc_cmp_make(u->op == TGC_OP_CAST ? TGC_CMP_CAST : TGC_CMP_BITCAST, dt, {value(u->src[0])});
       i.from = (tgc_dtype)u->src[0]->dtype;
       return emit(i);
     }
-    tgc_cmp_ins i = make(TGC_CMP_ALU, dt);
+    tgc_cmp_ins i = tgc_cmp_make(TGC_CMP_ALU, dt);
     i.op = (tgc_op)u->op;
     for (int k = 0; k < u->nsrc; k++) i.in[i.nin++] = value(u->src[k]);
     i.ints = {8 * (int64_t)tgc_dtypes[u->src[0]->dtype].bytes - 1};
     int s = emit(i);
     bool grows = u->op == TGC_OP_NEG || u->op == TGC_OP_ADD || u->op == TGC_OP_SUB || u->op == TGC_OP_MUL ||
                  u->op == TGC_OP_SHL;
-    return tgc_cmp_widened(dt) && grows ? emit(make(TGC_CMP_WRAP, dt, {s})) : s;
+    return tgc_cmp_widened(dt) && grows ? emit(tgc_cmp_make(TGC_CMP_WRAP, dt, {s})) : s;
   }
 
   int reduce(tgc_uop *u) {
     tgc_dtype dt = (tgc_dtype)u->dtype;
     std::vector<int64_t> dims = dims_of(*static_cast<const uint32_t *>(u->arg), u->ndim);
-    if (u->op == TGC_OP_REDUCE_MAX) return emit(make(TGC_CMP_MAX, dt, {value(u->src[0])}, dims));
+    if (u->op == TGC_OP_REDUCE_MAX) return emit(tgc_cmp_make(TGC_CMP_MAX, dt, {value(u->src[0])}, dims));
     int s = contraction(u);
     if (s >= 0) return s;
-    s = emit(make(TGC_CMP_SUM, dt, {value(u->src[0])}, dims));
-    return tgc_cmp_widened(dt) ? emit(make(TGC_CMP_WRAP, dt, {s})) : s;
+    s = emit(tgc_cmp_make(TGC_CMP_SUM, dt, {value(u->src[0])}, dims));
+    return tgc_cmp_widened(dt) ? emit(tgc_cmp_make(TGC_CMP_WRAP, dt, {s})) : s;
   }
 
   /* An operand of a product without its EXPANDs; *expanded says whether it
@@ -162,14 +152,14 @@ struct translator {
         kept.push_back(ops[k]->shape[i]);
       }
       slots[k] = value(ops[k]);
-      if ((int)kept.size() != n) slots[k] = emit(make(TGC_CMP_RESHAPE, (tgc_dtype)m->dtype, {slots[k]}, kept));
+      if ((int)kept.size() != n) slots[k] = emit(tgc_cmp_make(TGC_CMP_RESHAPE, (tgc_dtype)m->dtype, {slots[k]}, kept));
     }
     eq += "->";
     for (int i = 0; i < n; i++)
       if (m->shape[i] != 1 && !((mask >> i) & 1)) eq += (char)('a' + i);
-    tgc_cmp_ins e = make(TGC_CMP_EINSUM, (tgc_dtype)u->dtype, {slots[0], slots[1]});
+    tgc_cmp_ins e = tgc_cmp_make(TGC_CMP_EINSUM, (tgc_dtype)u->dtype, {slots[0], slots[1]});
     e.eq = eq;
-    return emit(make(TGC_CMP_RESHAPE, (tgc_dtype)u->dtype, {emit(e)}, shape_of(u)));
+    return emit(tgc_cmp_make(TGC_CMP_RESHAPE, (tgc_dtype)u->dtype, {emit(e)}, shape_of(u)));
   }
 
   /* The movement node u applied to slot x; as views only when view (an
@@ -178,32 +168,32 @@ struct translator {
     tgc_dtype dt = (tgc_dtype)u->dtype;
     const tgc_uop *src = u->src[0];
     switch (u->op) {
-    case TGC_OP_RESHAPE: return emit(make(view ? TGC_CMP_VIEW : TGC_CMP_RESHAPE, dt, {x}, shape_of(u)));
-    case TGC_OP_EXPAND: return emit(make(TGC_CMP_EXPAND, dt, {x}, shape_of(u)));
+    case TGC_OP_RESHAPE: return emit(tgc_cmp_make(view ? TGC_CMP_VIEW : TGC_CMP_RESHAPE, dt, {x}, shape_of(u)));
+    case TGC_OP_EXPAND: return emit(tgc_cmp_make(TGC_CMP_EXPAND, dt, {x}, shape_of(u)));
     case TGC_OP_PERMUTE: {
       const int *perm = static_cast<const int *>(u->arg);
-      return emit(make(TGC_CMP_PERMUTE, dt, {x}, std::vector<int64_t>(perm, perm + u->ndim)));
+      return emit(tgc_cmp_make(TGC_CMP_PERMUTE, dt, {x}, std::vector<int64_t>(perm, perm + u->ndim)));
     }
     case TGC_OP_PAD: {
       const int64_t *pads = static_cast<const int64_t *>(u->arg);
       std::vector<int64_t> t;
       for (int i = u->ndim - 1; i >= 0; i--) t.insert(t.end(), {pads[2 * i], pads[2 * i + 1]});
-      return emit(make(TGC_CMP_PAD, dt, {x}, t));
+      return emit(tgc_cmp_make(TGC_CMP_PAD, dt, {x}, t));
     }
     case TGC_OP_SHRINK: {
       const int64_t *r = static_cast<const int64_t *>(u->arg);
       for (int i = 0; i < u->ndim; i++)
         if (r[2 * i] != 0 || r[2 * i + 1] != src->shape[i])
-          x = emit(make(TGC_CMP_NARROW, dt, {x}, {i, r[2 * i], r[2 * i + 1]}));
+          x = emit(tgc_cmp_make(TGC_CMP_NARROW, dt, {x}, {i, r[2 * i], r[2 * i + 1]}));
       return x;
     }
     case TGC_OP_SHRINKV: {
       const tgc_shrinkv *a = static_cast<const tgc_shrinkv *>(u->arg);
-      return emit(make(TGC_CMP_NARROW, dt, {x}, {a->axis, var_plus(a->var, a->start), var_plus(a->var, a->start + a->len)}));
+      return emit(tgc_cmp_make(TGC_CMP_NARROW, dt, {x}, {a->axis, var_plus(a->var, a->start), var_plus(a->var, a->start + a->len)}));
     }
     case TGC_OP_FLIP:
       if (view) fail("assign: a target flipped (FLIP) is no view in libtorch (negative strides)");
-      return emit(make(TGC_CMP_FLIP, dt, {x}, dims_of(*static_cast<const uint32_t *>(u->arg), u->ndim)));
+      return emit(tgc_cmp_make(TGC_CMP_FLIP, dt, {x}, dims_of(*static_cast<const uint32_t *>(u->arg), u->ndim)));
     default: fail(std::string("movement op ") + tgc_ops[u->op].name + " is not handled");
     }
   }
@@ -211,7 +201,7 @@ struct translator {
   int special(tgc_uop *u) {
     if (u->op == TGC_OP_CONTIGUOUS) return value(u->src[0]);
     if (u->op == TGC_OP_GATHER)
-      return emit(make(TGC_CMP_GATHER, (tgc_dtype)u->dtype, {value(u->src[0]), value(u->src[1])}));
+      return emit(tgc_cmp_make(TGC_CMP_GATHER, (tgc_dtype)u->dtype, {value(u->src[0]), value(u->src[1])}));
     if (u->op != TGC_OP_ASSIGN) fail(std::string("op ") + tgc_ops[u->op].name + " is not handled");
     /* the realized node the target views, as tgc's realize finds it */
     std::vector<tgc_uop *> chain;
@@ -225,7 +215,7 @@ struct translator {
     int base = value(t), view = base;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) view = move(*it, view, true);
     int v = value(u->src[1]);
-    return emit(make(TGC_CMP_COPY, (tgc_dtype)u->dtype, {view, v, base}));
+    return emit(tgc_cmp_make(TGC_CMP_COPY, (tgc_dtype)u->dtype, {view, v, base}));
   }
 };
 
@@ -238,12 +228,16 @@ tgc_cmp_prog tgc_cmp_translate(tgc_ctx *ctx, int n, tgc_tensor *const *outs) {
     if (outs[i]->ctx != ctx) fail("output " + std::to_string(i) + " belongs to another context");
     p.outs.push_back(t.value(outs[i]));
   }
+  tgc_cmp_set_last_use(p);
+  return p;
+}
+
+void tgc_cmp_set_last_use(tgc_cmp_prog &p) {
   p.last_use.resize(p.ins.size());
   for (size_t i = 0; i < p.ins.size(); i++) {
     p.last_use[i] = (int)i;
-    for (int k = 0; k < p.ins[i].nin; k++) p.last_use[p.ins[i].in[k]] = (int)i;
+    for (int k = 0; k < p.ins[i].nin; k++) p.last_use[(size_t)p.ins[i].in[k]] = (int)i;
   }
-  return p;
 }
 
 namespace {
@@ -258,12 +252,14 @@ std::string tgc_cmp_key(const tgc_cmp_prog &p) {
     for (int j = 0; j < i.nin; j++) put(k, i.in[j]);
     put(k, i.ints.size());
     for (int64_t v : i.ints) put(k, v);
-    if (i.kind == TGC_CMP_CONST) put(k, i.c.f), put(k, i.c.i), put(k, i.is_sym), put(k, i.sym);
+    if (i.kind == TGC_CMP_CONST) put(k, i.c.f), put(k, i.c.i), put(k, i.is_sym);
+    put(k, i.sym);
     k += i.eq;
     k += '\0';
   }
   for (const tgc_uop *u : p.leaves) put(k, (int)u->dtype);
   for (int s : p.outs) put(k, s);
+  put(k, p.is_static);
   return k;
 }
 
