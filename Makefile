@@ -293,9 +293,11 @@ fuzz: $(FUZZ_DIR)/gguf_fuzz $(FUZZ_DIR)/make-seeds
 # (build/libtgc-compare.so) finds tgc's functions in it: one copy of tgc's
 # state, whichever way the module was linked.  machine.o records the git
 # commit it was built from; $(B)/tgc-bench-commit changes (and rebuilds
-# it) when the commit or the tree's cleanliness does.
+# it) when the commit or the tree's cleanliness does.  On CUDA its device
+# copy baseline is gpu_check's (bench/gpu/cudadrv.c, the driver opened with
+# dlopen, so the binary still runs where CUDA is absent).
 TB_SRCS := $(wildcard bench/tgc-bench/*.c)
-TB_OBJS := $(TB_SRCS:%.c=$(B)/obj/%.o)
+TB_OBJS := $(TB_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/bench/gpu/cudadrv.o
 TB_BIN := $(B)/tgc-bench
 TB_GIT = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 TB_DIRTY = $(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 1 || echo 0)

@@ -1,6 +1,7 @@
 /* cudadrv.h - the CUDA driver, opened at run time, for gpu_check's copy
  * baseline and event timing; and time_work, the timing of a unit of work on
- * any device (bench/gpu/cudadrv.c).
+ * any device (bench/gpu/cudadrv.c).  tgc-bench links it too, for the same
+ * copy baseline on CUDA (bench/tgc-bench/copy.c).
  *
  * Order of calls: gpu_open after tgc's context exists; time_work and
  * time_copy with it; gpu_close last.  Where CUDA is not the device (or

@@ -4,10 +4,10 @@
  * settings (the keys are listed in docs/benchmarking.md); its "ratios"
  * object holds the figures --baseline compares, each a ratio where higher
  * is better and the machine's speed largely cancels out (tgc against
- * torch measured in the same run, tgc against the read baseline measured
- * beside it).  --csv writes the same figures one per row.  The reader of
- * "ratios" is a small scanner for that one object of our own output, not
- * a general JSON parser.
+ * torch measured in the same run, tgc against the read baseline on the
+ * CPU or the device copy on CUDA, measured beside it).  --csv writes the
+ * same figures one per row.  The reader of "ratios" is a small scanner
+ * for that one object of our own output, not a general JSON parser.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "tgc_bench.h"
@@ -155,6 +155,7 @@ static void json_framework(jw *w, const tb_report *r, const tb_run *run, int fw)
     j_num(w, "throughput_tok_s", f->tok_s);
     j_num(w, "weight_gbs", f->weight_gbs);
     j_num(w, "bandwidth_fraction", run->base_gbs.n ? f->weight_gbs / run->base_gbs.median : NAN);
+    j_num(w, "device_copy_fraction", run->copy_gbs.n ? f->weight_gbs / run->copy_gbs.median : NAN);
     j_stat(w, "peak_rss_gb", &f->rss_gb);
     j_stat(w, "peak_tgc_buffers_gb", &f->tgc_peak_gb);
     j_num(w, "prefill_ms", f->prefill_ms);
@@ -211,6 +212,8 @@ static void json_run(jw *w, const tb_report *r, const tb_run *run) {
   j_num(w, "max_context", run->cfg.max_context);
   j_close(w, '}');
   j_stat(w, "read_baseline_gbs", &run->base_gbs);
+  j_stat(w, "device_copy_gbs", &run->copy_gbs); /* (read + written) bytes / time */
+  j_str(w, "device_copy_note", run->copy_why[0] ? run->copy_why : NULL);
   j_open(w, "frameworks", '{');
   for (int fw = 0; fw < TB_NFW; fw++)
     if (r->o->fw[fw]) json_framework(w, r, run, fw);
@@ -336,6 +339,12 @@ bool tb_write_csv(const char *path, const tb_report *r, char *err, size_t cap) {
   for (int i = 0; i < r->nruns; i++) {
     const tb_run *run = &r->runs[i];
     csv_stat(f, run->qname, "", "read_baseline", "GB/s", &run->base_gbs);
+    csv_stat(f, run->qname, "", "device_copy", "GB/s r+w", &run->copy_gbs);
+    if (run->copy_why[0]) { /* why it is missing or stopped early, text in `value` as in `unavailable` rows */
+      fprintf(f, "%s,,device_copy_note,,,", run->qname);
+      csv_text(f, run->copy_why);
+      fprintf(f, ",,,,\n");
+    }
     for (int fw = 0; fw < TB_NFW; fw++)
       if (run->fw[fw].ran) csv_framework(f, run, fw);
   }

@@ -1,7 +1,7 @@
 /* report.c - what tgc-bench prints: per weight type, the comparison
  * table (one column per framework that ran), the analysis lines (ratios
  * with their p-values, numeric agreement, bandwidth against the read
- * baseline), the statistics of every measured metric with a warning where
+ * baseline on the CPU or the device copy on CUDA), the statistics of every measured metric with a warning where
  * the spread is large, and the --timing and --profile sections.
  *
  * A table row is data (a label and a function that formats one
@@ -60,21 +60,55 @@ static void c_frac(char *o, size_t c, const tb_run *r, const tb_fw_result *f) {
     snprintf(o, c, "-");
 }
 
+static void c_copy(char *o, size_t c, const tb_run *r, const tb_fw_result *f) {
+  if (r->copy_gbs.n > 0 && f->weight_gbs > 0)
+    snprintf(o, c, "%.0f%%", 100 * f->weight_gbs / r->copy_gbs.median);
+  else
+    snprintf(o, c, "-");
+}
+
+/* Which fraction row a run shows: the device copy's where one was tried
+ * (CUDA: samples, or the reason there are none), else the read baseline's
+ * as before (a row of "-" off the CPU). */
+static bool copy_tried(const tb_run *r) { return r->copy_gbs.n > 0 || r->copy_why[0]; }
+static bool copy_not_tried(const tb_run *r) { return !copy_tried(r); }
+
 static const struct {
   const char *label;
   cell_fn cell;
+  bool (*shown)(const tb_run *run); /* NULL: always */
 } rows[] = {
-    {"model load (s)", c_load},
-    {"cold start, empty cache (ms)", c_empty},
-    {"cold start, warm cache (ms)", c_warm},
-    {"steady state (ms/token)", c_steady},
-    {"throughput (tok/s)", c_tok},
-    {"peak memory, RSS (GB)", c_rss},
-    {"peak memory, tgc buffers (GB)", c_peak},
-    {"precision (weights/compute)", c_prec},
-    {"weights read (GB/s)", c_gbs},
-    {"  of the read baseline", c_frac},
+    {"model load (s)", c_load, NULL},
+    {"cold start, empty cache (ms)", c_empty, NULL},
+    {"cold start, warm cache (ms)", c_warm, NULL},
+    {"steady state (ms/token)", c_steady, NULL},
+    {"throughput (tok/s)", c_tok, NULL},
+    {"peak memory, RSS (GB)", c_rss, NULL},
+    {"peak memory, tgc buffers (GB)", c_peak, NULL},
+    {"precision (weights/compute)", c_prec, NULL},
+    {"weights read (GB/s)", c_gbs, NULL},
+    {"  of the read baseline", c_frac, copy_not_tried},
+    {"  of the device copy (r+w)", c_copy, copy_tried},
 };
+
+/* The line under the table that says what the fraction row is measured
+ * against, or why there is none. */
+static void baseline_line(FILE *f, const tb_report *r, const tb_run *run) {
+  if (run->base_gbs.n > 0)
+    fprintf(f, "read baseline: %.2f GB/s (%.1f MB, the bytes a step reads, summed by %d threads; median of %d)\n",
+            run->base_gbs.median, run->step_bytes / 1e6, r->mach.threads, run->base_gbs.n);
+  else if (run->copy_gbs.n > 0)
+    fprintf(f, "device copy baseline: %.2f GB/s = (read + written) bytes / time, as bench/gpu_check's r+w GB/s "
+               "(cuMemcpyDtoDAsync of %.1f MB, the bytes a step reads, so %.1f MB moved per copy; median of %d "
+               "copies, one after every step)\n",
+            run->copy_gbs.median, run->step_bytes / 1e6, 2 * run->step_bytes / 1e6, run->copy_gbs.n);
+  else if (!strcmp(r->mach.device, "cuda"))
+    fprintf(f, "device copy baseline: not measured: %s\n", run->copy_why[0] ? run->copy_why : "no copy was timed");
+  else
+    fprintf(f, "read baseline: not measured (the host baseline is only meaningful on the CPU device; the device copy "
+               "baseline is measured on CUDA only)\n");
+  if (run->copy_gbs.n > 0 && run->copy_why[0]) fprintf(f, "device copy baseline: stopped early: %s\n", run->copy_why);
+}
 
 static void print_table(FILE *f, const tb_report *r, const tb_run *run) {
   fprintf(f, "\n%-32s", "");
@@ -82,6 +116,7 @@ static void print_table(FILE *f, const tb_report *r, const tb_run *run) {
     if (run->fw[fw].ran) fprintf(f, "%*s", COL, tb_fw_names[fw]);
   fprintf(f, "\n");
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    if (rows[i].shown && !rows[i].shown(run)) continue;
     fprintf(f, "%-32s", rows[i].label);
     for (int fw = 0; fw < TB_NFW; fw++) {
       char cell[64];
@@ -91,11 +126,7 @@ static void print_table(FILE *f, const tb_report *r, const tb_run *run) {
     }
     fprintf(f, "\n");
   }
-  if (run->base_gbs.n > 0)
-    fprintf(f, "read baseline: %.2f GB/s (%.1f MB, the bytes a step reads, summed by %d threads; median of %d)\n",
-            run->base_gbs.median, run->step_bytes / 1e6, r->mach.threads, run->base_gbs.n);
-  else
-    fprintf(f, "read baseline: not measured (the host baseline is only meaningful on the CPU device)\n");
+  baseline_line(f, r, run);
 }
 
 /* ---- analysis ---------------------------------------------------------------------- */
@@ -124,6 +155,9 @@ static void analysis(FILE *f, const tb_run *run) {
   if (run->base_gbs.n > 0 && t->weight_gbs > 0)
     fprintf(f, "tgc reads its weights at %.2f GB/s, %.0f%% of the read baseline (%.2f GB/s)\n", t->weight_gbs,
             100 * t->weight_gbs / run->base_gbs.median, run->base_gbs.median);
+  if (run->copy_gbs.n > 0 && t->weight_gbs > 0)
+    fprintf(f, "tgc reads its weights at %.2f GB/s, %.0f%% of the device copy (%.2f GB/s read + written)\n",
+            t->weight_gbs, 100 * t->weight_gbs / run->copy_gbs.median, run->copy_gbs.median);
 }
 
 /* ---- statistics -------------------------------------------------------------------- */
@@ -156,6 +190,9 @@ static void statistics(FILE *f, const tb_run *run) {
   if (run->base_gbs.n > 0)
     fprintf(f, "%-34s %4d %11.4g %11.4g %11.4g %7.3f\n", "read baseline (GB/s)", run->base_gbs.n,
             run->base_gbs.median, run->base_gbs.p10, run->base_gbs.p90, run->base_gbs.cv);
+  if (run->copy_gbs.n > 0)
+    fprintf(f, "%-34s %4d %11.4g %11.4g %11.4g %7.3f\n", "device copy (GB/s, r+w)", run->copy_gbs.n,
+            run->copy_gbs.median, run->copy_gbs.p10, run->copy_gbs.p90, run->copy_gbs.cv);
 }
 
 void tb_print_warnings(FILE *f, const tb_report *r) {
@@ -171,6 +208,8 @@ void tb_print_warnings(FILE *f, const tb_report *r) {
       }
     if (run->base_gbs.n > 1 && run->base_gbs.cv > CV_WARN)
       fprintf(f, "warning: %s read baseline varies: CV %.3f > %.1f\n", run->qname, run->base_gbs.cv, CV_WARN);
+    if (run->copy_gbs.n > 1 && run->copy_gbs.cv > CV_WARN)
+      fprintf(f, "warning: %s device copy baseline varies: CV %.3f > %.1f\n", run->qname, run->copy_gbs.cv, CV_WARN);
     if (run->fw[TB_TGC].steady.n == 0)
       fprintf(f, "warning: no steady state with --iterations %d (it starts at iteration %d)\n", r->o->iterations,
               TB_STEADY_FROM);

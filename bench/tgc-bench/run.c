@@ -11,7 +11,9 @@
  * says why); its cold start, measured in the children, is its own.
  * On the CPU device a read of the baseline buffer follows every timed
  * step of every framework (as in bench/llama.c), so the baseline sees the
- * same machine as the steps it is compared with.  The main process uses a
+ * same machine as the steps it is compared with.  On CUDA a timed
+ * device-to-device copy of as many bytes (copy.c) follows every step
+ * instead, for the same reason.  The main process uses a
  * fresh kernel cache, so iteration 1 is a true cold step: it schedules
  * and compiles.
  */
@@ -35,6 +37,9 @@ typedef struct job {
   tb_bw *bw;               /* NULL off the CPU */
   double *base_s;          /* baseline read times, all frameworks */
   int nbase;
+  double *copy_gbs;        /* CUDA: device copy samples, all frameworks; NULL elsewhere */
+  int ncopy;
+  tb_copy *copy;           /* open during one framework's iterations */
   int32_t first;           /* tgc's greedy token after the prompt: iteration 1's input */
 } job;
 
@@ -69,6 +74,29 @@ static bool alloc_result(tb_fw_result *f, int n, int vocab) {
   return f->iter_ms && f->next && f->logits;
 }
 
+/* ---- the device copy baseline (CUDA) ----------------------------------------------- */
+
+/* Opens the copy baseline on s's context, which gpu_open needs to exist
+ * (one per framework, closed before its session).  If the driver cannot be
+ * had, run->copy_why says why and the run goes on without it. */
+static void open_copy(job *j, tb_session *s) {
+  tb_run *run = j->run;
+  if (j->copy_gbs && !run->copy_why[0])
+    j->copy = tb_copy_open(s->ctx, run->step_bytes, run->copy_why, sizeof run->copy_why);
+}
+
+/* One copy sample; a failure (out of device memory beside a framework's
+ * weights) ends the baseline, with its reason, and the steps go on. */
+static void copy_once(job *j) {
+  double gbs = tb_copy_gbs(j->copy, j->run->copy_why, sizeof j->run->copy_why);
+  if (gbs > 0) {
+    j->copy_gbs[j->ncopy++] = gbs;
+    return;
+  }
+  tb_copy_close(j->copy);
+  j->copy = NULL;
+}
+
 /* The decode steps: iteration i + 1 at position prompt_len + i, fed
  * tgc's token (tgc: its own). */
 static bool iterate(job *j, tb_session *s, tb_fw_result *f) {
@@ -79,6 +107,7 @@ static bool iterate(job *j, tb_session *s, tb_fw_result *f) {
     if (!tb_session_step(s, in, j->o->prompt_len + i, &f->next[i], &f->iter_ms[i])) return false;
     memcpy(f->logits + (size_t)i * vocab, s->logits, sizeof *f->logits * (size_t)vocab);
     if (j->bw) j->base_s[j->nbase++] = tb_bw_once(j->bw);
+    if (j->copy) copy_once(j);
   }
   return true;
 }
@@ -92,7 +121,9 @@ static void steady_figures(job *j, tb_fw_result *f) {
 }
 
 /* tgc's session tells the run what the model is: sizes, the device, the
- * prompt, and the baseline buffer (as large as the weights a step reads). */
+ * prompt, and the baseline: on the CPU the read buffer (as large as the
+ * weights a step reads), on CUDA room for the copy samples (the copy
+ * itself is opened per framework, on that framework's context). */
 static bool first_session(job *j, tb_session *s) {
   tb_run *run = j->run;
   run->cfg = s->cfg;
@@ -108,6 +139,8 @@ static bool first_session(job *j, tb_session *s) {
   }
   if (!j->r->prompt && !(j->r->prompt = malloc(sizeof *j->r->prompt * (size_t)j->o->prompt_len))) return false;
   tb_prompt_tokens(j->o->seed, s->cfg.vocab, j->o->prompt_len, j->r->prompt);
+  if (!strcmp(j->r->mach.device, "cuda")) /* the GPU's yardstick is its own copy (copy.c) */
+    return (j->copy_gbs = malloc(sizeof *j->copy_gbs * (size_t)TB_NFW * (size_t)j->o->iterations)) != NULL;
   if (strcmp(j->r->mach.device, "cpu")) return true; /* the host baseline means nothing next to a GPU */
   j->bw = tb_bw_new(run->step_bytes, j->r->mach.threads);
   j->base_s = malloc(sizeof *j->base_s * (size_t)TB_NFW * (size_t)j->o->iterations);
@@ -144,7 +177,10 @@ static bool run_framework(job *j, int fw, char *err, size_t cap) {
   ok = ok && tb_session_prompt(&s, j->r->prompt, j->o->prompt_len, true, &first);
   f->prefill_ms = fw == TB_TGC ? 1e3 * (bench_now() - t0) : NAN; /* torch's prompt ran on tgc */
   if (fw == TB_TGC) j->first = first;
+  if (ok) open_copy(j, &s);
   ok = ok && iterate(j, &s, f);
+  tb_copy_close(j->copy); /* before the session frees the context it copies in */
+  j->copy = NULL;
   if (ok) session_figures(j, &s, f);
   f->ran = ok;
   if (!ok) tb_fmt(f->why, sizeof f->why, "failed: %s", s.err[0] ? s.err : "out of memory");
@@ -193,6 +229,8 @@ static bool run_quant(tb_report *r, tb_run *run, const tb_torch *torch, const ch
   free(gbs);
   free(j.base_s);
   tb_bw_free(j.bw);
+  run->copy_gbs = tb_stat_of(j.copy_gbs, j.ncopy);
+  free(j.copy_gbs);
   if (!ok) return false;
   compare_with_tgc(run);
   return run_children(r, run, tmp, cache, err, cap);
@@ -264,6 +302,10 @@ int tb_ratios(const tb_report *r, char (*names)[64], double *values, int cap) {
     if (n < cap && run->base_gbs.n > 0 && run->fw[TB_TGC].weight_gbs > 0) {
       snprintf(names[n], 64, "%s:bandwidth_fraction", run->qname);
       values[n++] = run->fw[TB_TGC].weight_gbs / run->base_gbs.median;
+    }
+    if (n < cap && run->copy_gbs.n > 0 && run->fw[TB_TGC].weight_gbs > 0) {
+      snprintf(names[n], 64, "%s:device_copy_fraction", run->qname);
+      values[n++] = run->fw[TB_TGC].weight_gbs / run->copy_gbs.median;
     }
   }
   return n;

@@ -10,7 +10,8 @@
  *   cli.c      options
  *   machine.c  the machine, the git commit, the binary's own path
  *   session.c  one framework with one model: load, prompt, decode step
- *   bw.c       the read-bandwidth baseline (bench/baseline.h)
+ *   bw.c       the read-bandwidth baseline (bench/baseline.h), CPU device
+ *   copy.c     the device copy baseline (bench/gpu/cudadrv.c), CUDA device
  *   run.c      the main job: in-process iterations, agreement
  *   child.c    cold start and the kernel profile, in child processes
  *   stats.c    median, percentiles, CV, Welch's t-test
@@ -170,6 +171,20 @@ double tb_bw_once(tb_bw *b);
 double tb_bw_bytes(const tb_bw *b);
 void tb_bw_free(tb_bw *b); /* NULL ok */
 
+/* ---- the device copy baseline (copy.c) ---------------------------------------- */
+
+typedef struct tb_copy tb_copy;
+/* The CUDA driver on the context that ctx's device (cuda) runs in, to copy
+ * a buffer of `bytes` bytes device to device.  Call it while ctx exists and
+ * tb_copy_close before tgc_ctx_free(ctx).  NULL with the reason in why when
+ * the driver cannot be had; the caller goes on without the baseline. */
+tb_copy *tb_copy_open(tgc_ctx *ctx, double bytes, char *why, size_t cap);
+/* One timed copy, as GB/s = (read + written) bytes / time, that is twice
+ * the buffer over the copy's time (bench/gpu_check.c's "r+w GB/s"); -1
+ * with the reason in why when it fails (out of device memory). */
+double tb_copy_gbs(tb_copy *c, char *why, size_t cap);
+void tb_copy_close(tb_copy *c); /* NULL ok */
+
 /* ---- statistics (stats.c) --------------------------------------------------- */
 
 typedef struct tb_stat {
@@ -239,6 +254,8 @@ typedef struct tb_run {
   double all_weight_bytes; /* every weight */
   double cache_bytes;      /* KV cache */
   tb_stat base_gbs;        /* the read baseline, GB/s (CPU device only; n == 0 otherwise) */
+  tb_stat copy_gbs;        /* the device copy baseline, (read + written) GB/s (CUDA only; n == 0 otherwise) */
+  char copy_why[TB_ERR];   /* CUDA: why the copy baseline is missing, or stopped early ("" if neither) */
   tb_fw_result fw[TB_NFW];
   tb_kernel *kernels;      /* --profile: tgc's steady-state step */
   int nkernels;
@@ -264,8 +281,9 @@ typedef struct tb_report {
 bool tb_run_all(tb_report *r, tb_torch *torch, char *err, size_t cap);
 void tb_report_free(tb_report *r);
 /* Ratio name/value pairs for --baseline: "<quant>:speedup_vs_<fw>" (torch
- * median / tgc median) and "<quant>:bandwidth_fraction" (tgc GB/s / read
- * baseline GB/s), higher is better.  Returns the count (at most cap). */
+ * median / tgc median), "<quant>:bandwidth_fraction" (tgc GB/s / read
+ * baseline GB/s, CPU) and "<quant>:device_copy_fraction" (tgc GB/s / device
+ * copy GB/s, CUDA), higher is better.  Returns the count (at most cap). */
 int tb_ratios(const tb_report *r, char (*names)[64], double *values, int cap);
 
 /* ---- children (child.c) ------------------------------------------------------- */
