@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # gpu-compare.sh - tgc-bench on an NVIDIA GPU, next to libtorch with CUDA:
 # small-512 and llama3-1b decode, tgc against torch-opt (f16, a static KV
-# cache, one CUDA graph per step) and torch-base (eager f32), with the
-# device copy bandwidth as the yardstick.  Writes each run's table, JSON,
-# CSV and plot to OUTDIR; finishes within about 5 minutes.
+# cache, one CUDA graph per step), torch-base (eager f32) and, where
+# Python's torch is present, torch-aoti (the same static step compiled by
+# AOTInductor), with the device copy bandwidth as the yardstick.  Writes
+# each run's table, JSON, CSV and plot to OUTDIR; finishes within about
+# 9 minutes, most of it AOTInductor compiling.
 #
 #   bash bench/gpu-compare.sh [OUTDIR]
 #
@@ -58,8 +60,8 @@ bench() {
   return 0
 }
 
-bench small-512-f16 110 --model small-512 --quantize f16 --cold-runs 1
-bench small-512-f32 60 --model small-512 --quantize f32 --pytorch-no-half --cold-runs 0
-bench llama3-1b-f16 120 --model llama3-1b --quantize f16 --cold-runs 0
+bench small-512-f16 240 --model small-512 --quantize f16 --cold-runs 1
+bench llama3-1b-f16 120 --model llama3-1b --quantize f16 --cold-runs 0 --framework tgc torch-opt torch-base
+bench llama3-1b-f16-aoti 200 --model llama3-1b --quantize f16 --cold-runs 0 --framework torch-aoti
 echo
 echo "gpu-compare: tables, JSON, CSV and plots in $out"

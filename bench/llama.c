@@ -11,6 +11,9 @@
  *   build/bench/llama [PRESET:TYPE ...]   (default: the issue's four cases)
  *   TGC_THREADS   threads for tgc and the baseline (default: nproc)
  *   BENCH_TOKENS  timed decode steps per case (default 32)
+ *   BENCH_CONTEXT KV cache positions (default 256; at least 64)
+ *   BENCH_LOGITS  1: every timed step also copies its logits to the host
+ *                 (as a sampler on the host, or tgc-bench, needs them)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
@@ -52,7 +55,9 @@ static void run_case(const char *spec, base_pool *bp, int tokens) {
   double t0 = bench_now();
   tgc_llama_weights w;
   if (tgc_llama_preset(preset, wt, 1, &w) != TGC_OK) die(preset);
-  w.cfg.max_context = 256; /* positions 0..51 are used */
+  const char *context = getenv("BENCH_CONTEXT");
+  w.cfg.max_context = context && atoi(context) >= 64 ? atoi(context) : 256; /* positions 0..51 are used */
+  int vocab = w.cfg.vocab;
   tgc_ctx *ctx = tgc_ctx_new();
   tgc_llama *m = tgc_llama_new(ctx, &w, NULL);
   if (!m) die("tgc_llama_new");
@@ -77,9 +82,11 @@ static void run_case(const char *spec, base_pool *bp, int tokens) {
     if (tgc_llama_eval(m, &tok, 1, pos, NULL, &tok) != TGC_OK) die("decode");
   if (cpu) baseline_once(bp, buf, nfloats);
   double *tt = malloc(sizeof *tt * (size_t)tokens), *tb = malloc(sizeof *tb * (size_t)tokens);
+  const char *want_logits = getenv("BENCH_LOGITS");
+  float *logits = want_logits && !strcmp(want_logits, "1") ? malloc(sizeof *logits * (size_t)vocab) : NULL;
   for (int i = 0; i < tokens; i++, pos++) {
     double a = bench_now();
-    if (tgc_llama_eval(m, &tok, 1, pos, NULL, &tok) != TGC_OK) die("decode");
+    if (tgc_llama_eval(m, &tok, 1, pos, logits, &tok) != TGC_OK) die("decode");
     tt[i] = bench_now() - a;
     tb[i] = cpu ? baseline_once(bp, buf, nfloats) : 1;
   }
@@ -95,6 +102,7 @@ static void run_case(const char *spec, base_pool *bp, int tokens) {
   free(tt);
   free(tb);
   free(buf);
+  free(logits);
   tgc_llama_free(m);
   tgc_ctx_free(ctx);
 }

@@ -48,8 +48,22 @@ std::vector<at::Tensor> tgc_cmp_script_run(tgc_cmp_script &s, const std::vector<
                                            const int64_t *vars);
 /* The TorchScript source of p (TGC_CMP_DUMP shows it). */
 std::string tgc_cmp_script_source(const tgc_cmp_prog &p);
+/* A static program as a Python module (class Step, forward(a0.., vars))
+ * for torch.export and AOTInductor (aoti.cpp). */
+std::string tgc_cmp_python_source(const tgc_cmp_prog &p);
 /* What was applied after compiling: "frozen, optimized for inference". */
 const char *tgc_cmp_script_passes(void);
+
+/* aoti.cpp: why AOTInductor cannot run here ("" if it can: this libtorch
+ * has the loader, and Python's torch is its version); a static program's
+ * package, built by Python's torch or found in the cache (*compiled says
+ * which), loaded for dev; and a run of it. */
+struct tgc_cmp_aoti;
+std::string tgc_cmp_aoti_unavailable();
+std::shared_ptr<tgc_cmp_aoti> tgc_cmp_aoti_new(const tgc_cmp_prog &p, const std::vector<at::Tensor> &leaves,
+                                               at::Device dev, bool *compiled);
+std::vector<at::Tensor> tgc_cmp_aoti_run(tgc_cmp_aoti &a, const std::vector<at::Tensor> &leaves,
+                                         const at::Tensor &vars_t);
 
 #ifdef TGC_CMP_CUDA
 /* cuda.cpp: a static program captured as a CUDA graph (torch-opt on CUDA).

@@ -7,8 +7,9 @@
  * graph (static.cpp), wrap the program's leaves (tgc buffers, zero copy;
  * f16 copies for a half program), and run it: eagerly (eager.cpp), as a
  * compiled TorchScript module cached by the program's key (script.cpp, the
- * CPU's torch-opt), or as a CUDA graph cached by the key (cuda.cpp, CUDA's
- * torch-opt); then copy the outputs out as f32.  Nothing throws across the
+ * CPU's torch-opt), as a CUDA graph cached by the key (cuda.cpp, CUDA's
+ * torch-opt), or as an AOTInductor package (aoti.cpp, torch-aoti); then
+ * copy the outputs out as f32.  Nothing throws across the
  * C boundary: libtorch's errors and the module's own become a message in
  * err and a return of -1.
  *
@@ -39,6 +40,7 @@ struct tgc_cmp {
   bool make_static; /* TGC_CMP_STATIC: every program made static, also on the CPU */
   bool half_static; /* TGC_CMP_STATIC=half: and in bf16 (the CUDA form's f16, tested on the CPU) */
   std::unordered_map<std::string, std::shared_ptr<tgc_cmp_script>> scripts; /* TORCH_OPT, by program key */
+  std::unordered_map<std::string, std::shared_ptr<tgc_cmp_aoti>> packages;  /* TORCH_AOTI, by program key */
 #ifdef TGC_CMP_CUDA
   std::unordered_map<std::string, std::shared_ptr<tgc_cmp_graph>> graphs; /* TORCH_OPT on CUDA, by key */
 #endif
@@ -117,10 +119,10 @@ std::vector<at::Tensor> leaves_of(tgc_cmp *c, const tgc_cmp_prog &p, const int64
 
 std::vector<at::Tensor> execute(tgc_cmp *c, tgc_ctx *ctx, tgc_cmp_prog &p, at::Device dev) {
   const int64_t *vars = ctx->var_values;
-  bool opt = c->mode == TGC_CMP_TORCH_OPT;
-  if ((opt && dev.is_cuda()) || c->make_static) {
+  bool opt = c->mode == TGC_CMP_TORCH_OPT, aoti = c->mode == TGC_CMP_TORCH_AOTI;
+  if ((opt && dev.is_cuda()) || aoti || c->make_static) {
     double t0 = now();
-    tgc_dtype half = c->half_static ? TGC_BF16 : opt && dev.is_cuda() && c->half ? TGC_F16 : TGC_F32;
+    tgc_dtype half = c->half_static ? TGC_BF16 : (opt || aoti) && dev.is_cuda() && c->half ? TGC_F16 : TGC_F32;
     p = tgc_cmp_static(p, ctx, half);
     c->stats.translate_s += now() - t0;
   }
@@ -129,10 +131,21 @@ std::vector<at::Tensor> execute(tgc_cmp *c, tgc_ctx *ctx, tgc_cmp_prog &p, at::D
   if (p.is_static)
     vars_t = at::from_blob(const_cast<int64_t *>(vars), {TGC_MAX_VARS}, at::kLong).to(dev);
   c->stats.compile_s = 0;
-  if (!opt || !c->compile) return tgc_cmp_eager(p, leaves, vars, vars_t, dev);
+  if (c->mode == TGC_CMP_TORCH_BASE || !c->compile) return tgc_cmp_eager(p, leaves, vars, vars_t, dev);
   double t0 = now();
   std::string key = tgc_cmp_key(p);
   c->stats.translate_s += now() - t0;
+  if (aoti) {
+    std::shared_ptr<tgc_cmp_aoti> &a = c->packages[key];
+    if (!a) {
+      t0 = now();
+      bool compiled = false;
+      a = tgc_cmp_aoti_new(p, leaves, dev, &compiled);
+      c->stats.compile_s = now() - t0;
+      c->stats.compiles++;
+    }
+    return tgc_cmp_aoti_run(*a, leaves, vars_t);
+  }
 #ifdef TGC_CMP_CUDA
   if (dev.is_cuda()) {
     std::shared_ptr<tgc_cmp_graph> &g = c->graphs[key];
@@ -233,11 +246,18 @@ const char *tgc_cmp_describe(void) {
 }
 
 tgc_cmp *tgc_cmp_new(tgc_cmp_mode mode, int threads, char *err, size_t errcap) {
-  if (mode != TGC_CMP_TORCH_BASE && mode != TGC_CMP_TORCH_OPT) {
+  if (mode != TGC_CMP_TORCH_BASE && mode != TGC_CMP_TORCH_OPT && mode != TGC_CMP_TORCH_AOTI) {
     fail(err, errcap, "tgc_cmp_new: unknown mode %d", (int)mode);
     return nullptr;
   }
   try {
+    if (mode == TGC_CMP_TORCH_AOTI) {
+      std::string why = tgc_cmp_aoti_unavailable();
+      if (!why.empty()) {
+        fail(err, errcap, "tgc_cmp_new: AOTInductor: %s", why.c_str());
+        return nullptr;
+      }
+    }
     set_threads(threads);
     tgc_cmp *c = new tgc_cmp();
     c->mode = mode;

@@ -103,6 +103,70 @@ def index_assign(self, base: Tensor, a: int, start: int, value: Tensor) -> Tenso
     return base
 )";
 
+/* The same helpers in Python, for the AOTInductor package (aoti.cpp):
+ * dtypes are torch.dtype objects there, bit reinterpretation is view. */
+const char *py_helpers = R"(
+    def cast(self, x, t, m: int):
+        if m != 0:
+            return torch.bitwise_and(x.to(torch.int64), m).to(t)
+        return x.to(t)
+
+    def bitcast(self, x, s, d, t, m: int):
+        y = x.to(s).view(d)
+        if m != 0:
+            return torch.bitwise_and(y.to(t), m)
+        return y
+
+    def idiv(self, a, b):
+        z = torch.eq(b, 0)
+        q = torch.div(a, torch.where(z, torch.ones_like(b), b), rounding_mode='trunc')
+        return torch.where(z, torch.zeros_like(q), q)
+
+    def mod(self, a, b):
+        z = torch.eq(b, 0)
+        r = torch.fmod(a, torch.where(z, torch.ones_like(b), b))
+        return torch.where(z, torch.zeros_like(r), r)
+
+    def gather(self, table, ids):
+        n = table.size(0)
+        flat = ids.reshape([-1]).to(torch.int64)
+        ok = torch.logical_and(torch.ge(flat, 0), torch.lt(flat, n))
+        rows = torch.index_select(table, 0, torch.clamp(flat, 0, n - 1))
+        rows = torch.where(ok.unsqueeze(1), rows, torch.zeros_like(rows))
+        return rows.reshape(list(ids.size()) + [table.size(1)])
+
+    def linear(self, a, w):
+        if a.numel() == a.size(-1):
+            return torch.mv(w, a.reshape([-1])).reshape(list(a.size())[:-1] + [w.size(0)])
+        return torch.matmul(a, w.t())
+
+    def assign(self, base, view, value):
+        view.copy_(value)
+        return base
+
+    def mask(self, x, a: int, n, low: bool):
+        shape = [1] * x.dim()
+        shape[a] = x.size(a)
+        keep = torch.lt(torch.arange(x.size(a), device=x.device).reshape(shape), n)
+        if not low:
+            return torch.where(keep, x, torch.zeros_like(x))
+        if x.is_floating_point():
+            return torch.where(keep, x, torch.full_like(x, float('-inf')))
+        return torch.where(keep, x, torch.full_like(x, -2147483648))
+
+    def rows(self, x, a: int, start, n: int):
+        return torch.index_select(x, a, torch.add(torch.arange(n, device=x.device), start))
+
+    def index_assign(self, base, a: int, start, value):
+        base.index_copy_(a, torch.add(torch.arange(value.size(a), device=base.device), start), value.to(base.dtype))
+        return base
+)";
+
+/* Rendering Python for torch.export rather than TorchScript (set while
+ * tgc_cmp_python_source runs): dtypes by name, constants on the inputs'
+ * device, variables as 0-d tensors, f16 contractions left to the device. */
+bool python = false;
+
 /* A size: a number, or an expression of v0..v3. */
 std::string sym(int64_t d) {
   if (!tgc_sym_is(d)) return std::to_string(d);
@@ -120,7 +184,22 @@ std::string list(const std::vector<int64_t> &xs) {
 }
 
 std::string num(int64_t x) { return std::to_string(x); }
-std::string code(at::ScalarType t) { return std::to_string((int)t); }
+std::string code(at::ScalarType t) {
+  if (!python) return std::to_string((int)t);
+  switch (t) {
+  case at::kByte: return "torch.uint8";
+  case at::kChar: return "torch.int8";
+  case at::kShort: return "torch.int16";
+  case at::kInt: return "torch.int32";
+  case at::kLong: return "torch.int64";
+  case at::kHalf: return "torch.float16";
+  case at::kFloat: return "torch.float32";
+  case at::kDouble: return "torch.float64";
+  case at::kBool: return "torch.bool";
+  case at::kBFloat16: return "torch.bfloat16";
+  default: throw tgc_cmp_error(std::string("no Python name for ScalarType ") + c10::toString(t));
+  }
+}
 
 std::string literal(const tgc_cmp_ins &i) {
   if (i.is_sym) return sym(i.sym);
@@ -153,7 +232,7 @@ using script_fn = std::string (*)(const tgc_cmp_ins &, const std::vector<std::st
 
 std::string script_LEAF(const tgc_cmp_ins &i, const std::vector<std::string> &) { return "a" + num(i.ints[0]); }
 std::string script_CONST(const tgc_cmp_ins &i, const std::vector<std::string> &) {
-  return "torch.full([], " + literal(i) + ", dtype=" + code(tgc_cmp_compute(i.dt)) + ")";
+  return "torch.full([], " + literal(i) + ", dtype=" + code(tgc_cmp_compute(i.dt)) + (python ? ", device=dev)" : ")");
 }
 std::string script_ALU(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
   return fill(tgc_cmp_alu(i.op).script, x, i.ints[0]);
@@ -196,7 +275,7 @@ std::string script_FLIP(const tgc_cmp_ins &i, const std::vector<std::string> &x)
   return "torch.flip(" + x[0] + ", " + list(i.ints) + ")";
 }
 std::string script_EINSUM(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
-  if (i.dt == TGC_F16) /* as in eager.cpp: no f16 matmul on the CPU */
+  if (i.dt == TGC_F16 && !python) /* as in eager.cpp: no f16 matmul on the CPU (of libtorch 1.13) */
     return tgc_cmp_is_linear(i.eq) ? "self.linear(" + x[0] + ".to(6), " + x[1] + ".to(6)).to(5)"
                                    : "torch.einsum('" + i.eq + "', [" + x[0] + ".to(6), " + x[1] + ".to(6)]).to(5)";
   if (tgc_cmp_is_linear(i.eq)) return "self.linear(" + x[0] + ", " + x[1] + ")";
@@ -212,6 +291,7 @@ std::string script_COPY(const tgc_cmp_ins &, const std::vector<std::string> &x) 
 /* Static programs (static.cpp), for completeness: on the CPU a static
  * program can run as TorchScript too (TGC_CMP_STATIC=1). */
 std::string script_SYMVAL(const tgc_cmp_ins &i, const std::vector<std::string> &) {
+  if (python) return sym(i.sym) + ".to(" + code(tgc_cmp_compute(i.dt)) + ")"; /* v0..v3 are 0-d tensors there */
   return "torch.full([], " + sym(i.sym) + ", dtype=" + code(tgc_cmp_compute(i.dt)) + ")";
 }
 std::string script_MASK(const tgc_cmp_ins &i, const std::vector<std::string> &x) {
@@ -236,10 +316,10 @@ const script_fn script_fns[TGC_CMP_NUM_KINDS] = {
 
 } // namespace
 
-std::string tgc_cmp_script_source(const tgc_cmp_prog &p) {
-  std::string s = helpers, args;
-  for (size_t k = 0; k < p.leaves.size(); k++) args += "a" + num((int64_t)k) + ": Tensor, ";
-  s += "\ndef forward(self, " + args + "v0: int, v1: int, v2: int, v3: int) -> List[Tensor]:\n";
+namespace {
+/* forward's statements, one per instruction, at indent; then its return. */
+std::string body(const tgc_cmp_prog &p, const std::string &indent) {
+  std::string s;
   std::vector<std::string> names(p.ins.size());
   for (size_t n = 0; n < p.ins.size(); n++) {
     const tgc_cmp_ins &i = p.ins[n];
@@ -251,11 +331,35 @@ std::string tgc_cmp_script_source(const tgc_cmp_prog &p) {
       continue;
     }
     names[n] = "t" + num((int64_t)n);
-    s += "    " + names[n] + " = " + e + "\n";
+    s += indent + names[n] + " = " + e + "\n";
   }
-  s += "    return [";
+  s += indent + "return [";
   for (size_t k = 0; k < p.outs.size(); k++) s += (k ? ", " : "") + names[(size_t)p.outs[k]];
   return s + "]\n";
+}
+} // namespace
+
+std::string tgc_cmp_script_source(const tgc_cmp_prog &p) {
+  std::string s = helpers, args;
+  for (size_t k = 0; k < p.leaves.size(); k++) args += "a" + num((int64_t)k) + ": Tensor, ";
+  s += "\ndef forward(self, " + args + "v0: int, v1: int, v2: int, v3: int) -> List[Tensor]:\n";
+  return s + body(p, "    ");
+}
+
+std::string tgc_cmp_python_source(const tgc_cmp_prog &p) {
+  if (!p.is_static) throw tgc_cmp_error("only a static program is rendered as Python for torch.export");
+  struct on { /* the renderers' Python switch, off again however this returns */
+    on() { python = true; }
+    ~on() { python = false; }
+  } scope;
+  std::string s = "# A tgc step graph, rendered by tgc's compare module for torch.export and AOTInductor.\n"
+                  "import torch\n\n\nclass Step(torch.nn.Module):\n";
+  s += py_helpers;
+  s += "\n    def forward(self";
+  for (size_t k = 0; k < p.leaves.size(); k++) s += ", a" + num((int64_t)k);
+  s += ", vars):\n        dev = vars.device\n";
+  for (int k = 0; k < TGC_MAX_VARS; k++) s += "        v" + num(k) + " = vars[" + num(k) + "]\n";
+  return s + body(p, "        ");
 }
 
 struct tgc_cmp_script {

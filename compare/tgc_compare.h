@@ -29,6 +29,7 @@ extern "C" {
 typedef enum tgc_cmp_mode {
   TGC_CMP_TORCH_BASE = 0, /* eager ATen in the graph's precision */
   TGC_CMP_TORCH_OPT = 1,  /* the closest libtorch offers from C++ to torch.compile (see script.cpp) */
+  TGC_CMP_TORCH_AOTI = 2, /* the step compiled by AOTInductor, where Python's torch is present (aoti.cpp) */
 } tgc_cmp_mode;
 
 typedef struct tgc_cmp tgc_cmp;
@@ -41,10 +42,17 @@ typedef struct tgc_cmp tgc_cmp;
  *         mask, as for CUDA graphs in PyTorch), in f16, captured once as
  *         a CUDA graph and replayed every step.  Needs a libtorch with
  *         CUDA (make compare LIBTORCH=<folder>, or Python's torch).
+ *   both  torch-aoti: the static program (in f16 on CUDA) exported from
+ *         Python's torch and compiled by AOTInductor into a package that
+ *         this process loads and runs (torch.compile's code generator,
+ *         ahead of time).  Needs Python's torch of the version the module
+ *         is built against, and a libtorch of 2.6 or later; the package is
+ *         cached in TGC_CACHE_DIR/aoti (TGC_PYTHON: the Python to run).
  * Environment the module reads (set by tgc-bench's flags):
- *   TGC_CMP_NO_COMPILE=1  torch-opt without TorchScript or CUDA graph: its
- *                         program runs eagerly (--pytorch-no-compile);
- *   TGC_CMP_NO_HALF=1     torch-opt on CUDA stays in f32 (--pytorch-no-half;
+ *   TGC_CMP_NO_COMPILE=1  torch-opt and torch-aoti without TorchScript, CUDA
+ *                         graph or AOTInductor: their programs run eagerly
+ *                         (--pytorch-no-compile);
+ *   TGC_CMP_NO_HALF=1     torch-opt and torch-aoti on CUDA stay in f32 (--pytorch-no-half;
  *                         the CPU always computes in the graph's precision);
  *   TGC_CMP_STATIC=1      every program is made static, also on the CPU
  *                         (for tests: the CUDA form checked without a GPU);
@@ -60,7 +68,7 @@ const char *tgc_cmp_describe(void);
  * same as TGC_THREADS, for fairness; <= 0 keeps libtorch's default), and
  * OpenBLAS's where that is libtorch's BLAS; inter-op threads are set to 1.
  * These are process-wide: the last tgc_cmp_new wins.  NULL with err set
- * on failure (an unknown mode). */
+ * on failure (an unknown mode; TORCH_AOTI where it cannot run, saying why). */
 tgc_cmp *tgc_cmp_new(tgc_cmp_mode mode, int threads, char *err, size_t errcap);
 void tgc_cmp_free(tgc_cmp *c); /* NULL ok */
 
@@ -85,9 +93,9 @@ int tgc_cmp_run(tgc_cmp *c, tgc_ctx *ctx, int n, tgc_tensor *const *outs, float 
  * arguments. */
 typedef struct tgc_cmp_stats {
   uint64_t runs;      /* successful tgc_cmp_run calls */
-  uint64_t compiles;  /* TORCH_OPT: graphs of a new structure compiled */
+  uint64_t compiles;  /* TORCH_OPT, TORCH_AOTI: graphs of a new structure compiled (or captured, or loaded) */
   double translate_s; /* the graph walked into a program (and its key, TORCH_OPT) */
-  double compile_s;   /* TORCH_OPT: TorchScript compiled, frozen and optimised; 0 when reused */
+  double compile_s;   /* the last run's compile (TorchScript, capture, AOTInductor package); 0 when reused */
   double exec_s;      /* libtorch ran the program, and the outputs were copied to host */
   double first_s;     /* the whole first successful run (translation, compile, first execution) */
   uint64_t static_runs;   /* runs of a static program (compare/static.cpp: torch-opt on CUDA, TGC_CMP_STATIC) */

@@ -793,6 +793,31 @@ static void unravel(lower *L, int idx, tgc_axis_kind kind) {
   }
 }
 
+/* Global axes from the block index.  With one global axis of symbolic
+ * size, that axis is the slowest, so the blocks of its current length are
+ * a prefix of the grid, and a launch covers that prefix only (grid_sym,
+ * grid_per; tgc_prog_blocks): attention over the cache rows 0..start_pos
+ * then launches start_pos + 1 rows of blocks, not max_context. */
+static void unravel_global(lower *L, int gid) {
+  int s = -1, nsym = 0;
+  for (int i = 0; i < L->ks->ndim; i++)
+    if (L->ks->kind[i] == AXIS_GLOBAL && tgc_sym_is(L->ks->shape[i])) s = i, nsym++;
+  if (nsym != 1) {
+    unravel(L, gid, AXIS_GLOBAL);
+    return;
+  }
+  int64_t after = 1;
+  for (int i = L->ks->ndim - 1; i >= 0; i--) {
+    if (L->ks->kind[i] != AXIS_GLOBAL || i == s) continue;
+    int64_t n = dmax(L, L->ks->shape[i]);
+    L->vals[i] = imodc(L, idivc(L, gid, after), n);
+    after *= n;
+  }
+  L->vals[s] = idivc(L, gid, after);
+  L->p->info.grid_sym = L->ks->shape[s];
+  L->p->info.grid_per = after;
+}
+
 /* GPU: global axes come from the block index, local and group axes from
  * the thread index (group axes fastest, so neighbouring threads of a
  * grouped reduce read neighbouring memory). */
@@ -800,7 +825,7 @@ static void gpu_indices(lower *L) {
   int64_t ng = axes_size(L, AXIS_GLOBAL), nl = axes_size(L, AXIS_LOCAL), ngr = axes_size(L, AXIS_GROUP);
   int gid = emit_full(L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){2, 2}, 0, ng - 1);
   int lid = emit_full(L, TGC_OP_SPECIAL, TGC_I64, 1, 0, NULL, (tgc_cval){3, 3}, 0, nl * ngr - 1);
-  unravel(L, gid, AXIS_GLOBAL);
+  unravel_global(L, gid);
   L->lidx = idivc(L, lid, ngr);
   L->gidx = imodc(L, lid, ngr);
   unravel(L, L->lidx, AXIS_LOCAL);
@@ -810,8 +835,9 @@ static void gpu_indices(lower *L) {
   L->p->info.grid[1] = L->p->info.grid[2] = L->p->info.block[1] = L->p->info.block[2] = 1;
 }
 
-/* GPU: the grid covers symbolic global axes at their largest; blocks past
- * the current size do nothing.  (Global axes come from the block index, so
+/* GPU: the grid covers symbolic global axes at their largest (or, for one
+ * such axis, its current size: unravel_global); blocks past the current
+ * size do nothing.  (Global axes come from the block index, so
  * a whole block takes the same side: barriers stay safe.)  -1 if none. */
 static int gpu_guard(lower *L) {
   int ok = bconst(L, true);

@@ -387,9 +387,17 @@ typedef struct tgc_prog_info {
   /* GPU launch: blocks (work-groups) and threads per block; the kernel's
    * parameters are the buffers in slot order, then nvars int64 values. */
   int64_t grid[3], block[3];
+  /* GPU, with one global axis of symbolic size: that size (the slowest
+   * part of the block index) and the blocks per unit of it, so a launch
+   * covers the current size only (tgc_prog_blocks); 0 and grid[0] else. */
+  int64_t grid_sym, grid_per;
   int nvars;             /* variable arguments passed (vars[0..nvars)) */
   uint32_t var_mask;     /* bit k: the kernel reads variable k (must be bound) */
 } tgc_prog_info;
+
+/* GPU blocks (work-groups) of a launch under the bindings vars (NULL: the
+ * largest, grid[0]). */
+int64_t tgc_prog_blocks(const tgc_prog_info *in, const int64_t *vars);
 
 typedef struct tgc_linprog {
   int n, cap;

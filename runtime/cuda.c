@@ -452,6 +452,7 @@ static tgc_status cuda_launch(tgc_device *d, const tgc_program *p, void **bufs,
   unsigned g[3], b[3];
   if (!launch_dims(in->grid, g) || !launch_dims(in->block, b))
     return tgc_set_error(TGC_ERR_DEVICE, "cuLaunchKernel(%s): launch dims out of range", in->name);
+  g[0] = (unsigned)tgc_prog_blocks(in, vars); /* a symbolic axis: its current size */
   if (make_current((cuda_device *)d)) return tgc_last_status();
   CUresult r = cu.LaunchKernel(p->fn, g[0], g[1], g[2], b[0], b[1], b[2], 0, NULL, a.args, NULL);
   return r ? cu_fail(r, "cuLaunchKernel(%s)", in->name) : TGC_OK;
@@ -517,7 +518,7 @@ static tgc_status set_node(graph_node *gn, const tgc_program *p, void *const *bu
   gn->prog = p;
   gn->params = (cu_kernel_node){
       .func = p->fn,
-      .gridDimX = g[0], .gridDimY = g[1], .gridDimZ = g[2],
+      .gridDimX = (unsigned)tgc_prog_blocks(&p->info, vars), .gridDimY = g[1], .gridDimZ = g[2],
       .blockDimX = b[0], .blockDimY = b[1], .blockDimZ = b[2],
       .kernelParams = gn->a.args,
   };
@@ -611,6 +612,7 @@ static tgc_status cuda_graph_update(tgc_device *d, void *graph, int i, void *con
   const tgc_prog_info *in = &gn->prog->info;
   if (!gn->stale && same_args(&gn->a, in, bufs, vars)) return TGC_OK;
   fill_args(&gn->a, in, bufs, vars);
+  gn->params.gridDimX = (unsigned)tgc_prog_blocks(in, vars); /* a symbolic axis: its current size */
   gn->stale = true; /* until the driver has the new values */
   if (make_current((cuda_device *)d)) return tgc_last_status();
   CUresult r = cug.ExecKernelNodeSetParams(g->exec, gn->node, &gn->params);

@@ -467,6 +467,7 @@ static tgc_status ocl_launch(tgc_device *d, const tgc_program *p, void **bufs,
     local[i] = p->info.block[i] > 0 ? (size_t)p->info.block[i] : 1;
     global[i] = local[i] * (p->info.grid[i] > 0 ? (size_t)p->info.grid[i] : 1);
   }
+  global[0] = local[0] * (size_t)tgc_prog_blocks(&p->info, vars); /* a symbolic axis: its current size */
   cl_int e = cl.clEnqueueNDRangeKernel(o->queue, p->fn, 3, NULL, global, local, 0, NULL, NULL);
   if (e != CL_SUCCESS)
     return tgc_set_error(TGC_ERR_DEVICE, "OpenCL: clEnqueueNDRangeKernel(%s) failed: %s (%d)",

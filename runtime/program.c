@@ -271,6 +271,12 @@ static tgc_status compile_pending(tgc_ctx *ctx, pending *qs, int nq) {
   return st;
 }
 
+int64_t tgc_prog_blocks(const tgc_prog_info *in, const int64_t *vars) {
+  if (!in->grid_sym || !vars) return in->grid[0];
+  int64_t n = tgc_sym_eval(in->grid_sym, vars);
+  return n >= 1 && n * in->grid_per <= in->grid[0] ? n * in->grid_per : in->grid[0];
+}
+
 tgc_status tgc_programs_get(tgc_ctx *ctx, int n, tgc_uop *const *asts, tgc_program **progs) {
   if (!ctx->progs) ctx->progs = tgc_xcalloc(1, sizeof *ctx->progs);
   struct tgc_progcache *c = ctx->progs;

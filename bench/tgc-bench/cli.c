@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const tb_fw_names[TB_NFW] = {"tgc", "torch-opt", "torch-base"};
+const char *const tb_fw_names[TB_NFW] = {"tgc", "torch-opt", "torch-base", "torch-aoti"};
 
 typedef enum kind {
   K_FLAG,  /* bool, no value */
@@ -41,7 +41,7 @@ typedef struct opt_def {
 
 #define F(field) offsetof(tb_opts, field)
 static const opt_def defs[] = {
-    {"--framework", K_FW, 0, 0, "NAME...", "tgc torch-opt torch-base (default: every available one)", false},
+    {"--framework", K_FW, 0, 0, "NAME...", "tgc torch-opt torch-base torch-aoti (default: every available one)", false},
     {"--model", K_STR, F(model), 0, "PRESET", "tiny, stories15m, small-512 (default), llama3-1b, llama3-8b", false},
     {"--model-path", K_STR, F(model_path), 0, "FILE.gguf", "a GGUF LLaMA instead of a preset", false},
     {"--device", K_STR, F(device), 0, "DEV", "cpu, cuda, opencl (default: TGC_DEVICE, else the best available)", false},
@@ -58,8 +58,8 @@ static const opt_def defs[] = {
     {"--baseline", K_STR, F(baseline), 0, "FILE.json", "exit 3 when a ratio regressed against this earlier --json", false},
     {"--threshold", K_NUM, F(threshold), 0, "X", "allowed relative regression for --baseline (0.05)", false},
     {"--check", K_STR, F(check), 0, "FILE.json", "no run: check the ratios of this earlier --json against --baseline", false},
-    {"--pytorch-no-compile", K_FLAG, F(no_compile), 0, NULL, "torch-opt without its compiled/fused graph", false},
-    {"--pytorch-no-half", K_FLAG, F(no_half), 0, NULL, "torch-opt in f32 on GPUs too (same precision as tgc)", false},
+    {"--pytorch-no-compile", K_FLAG, F(no_compile), 0, NULL, "torch-opt and torch-aoti without their compiled graphs", false},
+    {"--pytorch-no-half", K_FLAG, F(no_half), 0, NULL, "torch-opt and torch-aoti in f32 on GPUs too", false},
     {"--seed", K_U64, F(seed), 0, "N", "seed of preset weights and prompt tokens (1)", false},
     {"--self-test", K_FLAG, F(self_test), 0, NULL, "check the statistics code against known values and exit", false},
     {"--help", K_FLAG, F(help), 0, NULL, "this list", false},
@@ -98,7 +98,7 @@ static bool multi_value(tb_opts *o, kind k, const char *v, char *err, size_t cap
   if (k == K_FW) {
     for (int f = 0; f < TB_NFW; f++)
       if (!strcmp(v, tb_fw_names[f])) return o->fw[f] = o->fw_given = true;
-    return tb_fail(err, cap, "--framework %s: use tgc, torch-opt or torch-base", v);
+    return tb_fail(err, cap, "--framework %s: use tgc, torch-opt, torch-base or torch-aoti", v);
   }
   tgc_wtype t;
   if (!tgc_wtype_parse(v, &t)) return tb_fail(err, cap, "--quantize %s: use f32, f16, bf16, int8, q4_0 or nf4", v);

@@ -44,7 +44,7 @@ static void environment(const tb_opts *o) {
 #endif
 }
 
-static bool any_torch(const tb_opts *o) { return o->fw[TB_TORCH_OPT] || o->fw[TB_TORCH_BASE]; }
+static bool any_torch(const tb_opts *o) { return o->fw[TB_TORCH_OPT] || o->fw[TB_TORCH_BASE] || o->fw[TB_TORCH_AOTI]; }
 
 static int write_files(const tb_report *r) {
   const tb_opts *o = r->o;

@@ -240,11 +240,11 @@ static bool run_quant(tb_report *r, tb_run *run, const tb_torch *torch, const ch
 
 static void availability(tb_report *r, const tb_torch *torch) {
   for (int fw = 0; fw < TB_NFW; fw++) {
-    r->avail[fw] = r->o->fw[fw] && (fw == TB_TGC || torch->dl);
+    r->avail[fw] = r->o->fw[fw] && (fw == TB_TGC || torch->dl) && (fw != TB_TORCH_AOTI || !torch->aoti_why[0]);
     if (!r->o->fw[fw])
       snprintf(r->why[fw], sizeof r->why[fw], "not asked for (--framework)");
     else if (!r->avail[fw])
-      snprintf(r->why[fw], sizeof r->why[fw], "%s", torch->why);
+      snprintf(r->why[fw], sizeof r->why[fw], "%s", torch->dl ? torch->aoti_why : torch->why);
   }
   snprintf(r->torch_describe, sizeof r->torch_describe, "%s", torch->dl ? torch->describe : "");
 }

@@ -73,6 +73,12 @@ void tb_torch_open(tb_torch *t) {
   char err[TB_ERR] = "";
   tgc_cmp *c = t->new_(TGC_CMP_TORCH_BASE, threads && atoi(threads) > 0 ? atoi(threads) : 1, err, sizeof err);
   if (c) t->free_(c);
+  /* torch-aoti runs only where Python's torch matches the module's libtorch */
+  err[0] = 0;
+  if ((c = t->new_(TGC_CMP_TORCH_AOTI, threads && atoi(threads) > 0 ? atoi(threads) : 1, err, sizeof err)))
+    t->free_(c);
+  else
+    snprintf(t->aoti_why, sizeof t->aoti_why, "%s", err[0] ? err : "tgc_cmp_new failed");
   snprintf(t->describe, sizeof t->describe, "%s", describe() ? describe() : "libtorch");
 }
 
@@ -101,7 +107,9 @@ static bool open_torch(tb_session *s) {
   const char *env = getenv("TGC_THREADS");
   int threads = env && atoi(env) > 0 ? atoi(env) : 1;
   char err[TB_ERR] = "";
-  tgc_cmp_mode mode = s->fw == TB_TORCH_OPT ? TGC_CMP_TORCH_OPT : TGC_CMP_TORCH_BASE;
+  tgc_cmp_mode mode = s->fw == TB_TORCH_OPT    ? TGC_CMP_TORCH_OPT
+                      : s->fw == TB_TORCH_AOTI ? TGC_CMP_TORCH_AOTI
+                                               : TGC_CMP_TORCH_BASE;
   if (!(s->cmp = s->torch->new_(mode, threads, err, sizeof err)))
     snprintf(s->err, sizeof s->err, "%s: tgc_cmp_new: %s", tb_fw_names[s->fw], err);
   return s->cmp != NULL;
@@ -195,6 +203,6 @@ void tb_prompt_tokens(uint64_t seed, int vocab, int n, int32_t *out) {
 }
 
 void tb_precision(int fw, tgc_wtype wt, const char *device, const tb_opts *o, char *out, size_t cap) {
-  bool half = fw == TB_TORCH_OPT && strcmp(device, "cpu") && !o->no_half;
+  bool half = (fw == TB_TORCH_OPT || fw == TB_TORCH_AOTI) && strcmp(device, "cpu") && !o->no_half;
   snprintf(out, cap, "%s/%s", tgc_wtypes[wt].name, half ? "f16" : "f32");
 }

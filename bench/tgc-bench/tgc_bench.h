@@ -42,8 +42,8 @@ enum {
 };
 
 /* The frameworks, in the order of the table's columns. */
-enum { TB_TGC, TB_TORCH_OPT, TB_TORCH_BASE, TB_NFW };
-extern const char *const tb_fw_names[TB_NFW]; /* "tgc", "torch-opt", "torch-base" */
+enum { TB_TGC, TB_TORCH_OPT, TB_TORCH_BASE, TB_TORCH_AOTI, TB_NFW };
+extern const char *const tb_fw_names[TB_NFW]; /* "tgc", "torch-opt", "torch-base", "torch-aoti" */
 
 #define TB_MAX_QUANT 8   /* --quantize values */
 #define TB_MAX_COLD 64   /* --cold-runs */
@@ -117,6 +117,7 @@ void tb_rmtree(const char *dir);
 typedef struct tb_torch {
   void *dl;                 /* NULL: not available */
   char why[TB_ERR];         /* why not */
+  char aoti_why[TB_ERR];    /* why torch-aoti cannot run ("" if it can) */
   char describe[256];       /* tgc_cmp_describe() */
   tgc_cmp *(*new_)(tgc_cmp_mode, int, char *, size_t);
   void (*free_)(tgc_cmp *);
