@@ -161,6 +161,7 @@ test: deps $(TEST_BIN) $(LLAMA_BIN) $(B)/tgc-bench
 	  $(TEST_BIN) --jobs $(TEST_JOBS) $(if $(strip $(SANITIZE)),--no-early-exit) $(TEST_ARGS)
 	$(RUN_ENV) tests/llama-cli.sh $(B)
 	$(RUN_ENV) tests/tgc-bench.sh $(B)
+	tests/find-libtorch.sh
 ifeq ($(strip $(SANITIZE)),)
 	POCL_CACHE_DIR=$(abspath $(BUILD))/pocl-cache tests/gpu-paths.sh $(TEST_BIN) $(TEST_JOBS)
 endif

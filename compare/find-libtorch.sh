@@ -5,10 +5,12 @@
 #   compare/find-libtorch.sh [LIBTORCH]
 #
 # Looks, in this order, in LIBTORCH when it is given (an unpacked libtorch:
-# include/, lib/; nothing else is tried then), at Debian's libtorch-dev,
-# and at the libtorch bundled with Python's torch package.  Prints
-# TORCH_FROM, TORCH_CXXFLAGS and TORCH_LIBS when one is found, TORCH_WHY
-# otherwise; always exits 0.
+# include/, lib/; nothing else is tried then; LIBTORCH=python: Python's
+# torch only, e.g. its CUDA build where Debian's CPU-only one is also
+# installed), at Debian's libtorch-dev, and at the libtorch bundled with
+# Python's torch package (the Python is $PYTHON, default python3).
+# Prints TORCH_FROM, TORCH_CXXFLAGS and TORCH_LIBS when one is found,
+# TORCH_WHY otherwise; always exits 0.
 set -euo pipefail
 want=${1:-}
 
@@ -54,6 +56,18 @@ from_dir() {
   echo "TORCH_LIBS := $libs"
 }
 
+# Python's torch, found without importing it (an import takes seconds).
+python_torch() {
+  local py
+  py=$("${PYTHON:-python3}" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null || true)
+  [ -n "$py" ] && from_dir "$py" "Python torch"
+}
+
+if [ "$want" = python ]; then
+  python_torch && exit 0
+  echo "TORCH_WHY := LIBTORCH=python: ${PYTHON:-python3} has no torch package with its libtorch (include/ and lib/libtorch.so)"
+  exit 0
+fi
 if [ -n "$want" ]; then
   from_dir "$want" LIBTORCH && exit 0
   echo "TORCH_WHY := LIBTORCH=$want holds no libtorch (include/torch/csrc/api/include/torch/version.h and lib/libtorch.so)"
@@ -70,9 +84,5 @@ if [ -f /usr/include/torch/csrc/api/include/torch/version.h ] && [ -e "/usr/lib/
   exit 0
 fi
 
-# Python's torch, found without importing it (an import takes seconds).
-py=$(python3 -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null || true)
-if [ -n "$py" ] && from_dir "$py" "Python torch"; then
-  exit 0
-fi
+python_torch && exit 0
 echo "TORCH_WHY := libtorch not found (no LIBTORCH=<folder>, no Debian libtorch-dev: tools/deps.sh installs it, no Python torch)"

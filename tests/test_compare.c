@@ -425,6 +425,21 @@ Test(compare, llama_tiny_static_half, .timeout = 300) {
 
 /* ---- errors ---------------------------------------------------------------------- */
 
+/* torch-aoti needs AOTInductor's loader (libtorch 2.6 or later) and a
+ * Python whose torch is that libtorch's version.  Where either is missing
+ * (Debian's libtorch 1.13 has no loader; TGC_PYTHON names no Python),
+ * tgc_cmp_new refuses with the reason, as tgc-bench shows it. */
+Test(compare, aoti_where_it_cannot_run_is_a_clear_error) {
+  need_compare();
+  cr_assert_eq(setenv("TGC_PYTHON", "/nonexistent/python3", 1), 0);
+  char err[512] = "";
+  tgc_cmp *c = api.make(TGC_CMP_TORCH_AOTI, 1, err, sizeof err);
+  cr_assert_null(c, "torch-aoti with no Python must be refused");
+  cr_expect(strstr(err, "AOTInductor") != NULL, "the message names AOTInductor: \"%s\"", err);
+  cr_expect(strstr(err, "no AOTInductor loader") || strstr(err, "/nonexistent/python3"),
+            "and says what is missing (the loader, or the Python): \"%s\"", err);
+}
+
 Test(compare, bad_arguments) {
   need_compare();
   char err[512] = "";
