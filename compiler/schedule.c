@@ -191,6 +191,31 @@ static int count_rp_below(sched *s, tgc_uop *u, imap *visit) {
  * weight, four times over).  Nor for fewer than 16 elements, which cost
  * less to recompute than a launch.  Marks such nodes under u; true if it
  * marked any. */
+/* Whether the elementwise work at b, down to what is stored, holds a
+ * transcendental or a division, which cost ten plain ops or more each. */
+static bool costly_work(sched *s, tgc_uop *b, int depth) {
+  if (depth > 12 || done(b) || is_rp(s, b) || !(IS_ALU(b->op) || IS_MOVE(b->op))) return false;
+  switch (b->op) {
+  case TGC_OP_EXP:
+  case TGC_OP_EXP2:
+  case TGC_OP_LOG:
+  case TGC_OP_LOG2:
+  case TGC_OP_SIN:
+  case TGC_OP_COS:
+  case TGC_OP_TANH:
+  case TGC_OP_FDIV:
+  case TGC_OP_POW: return true;
+  default: break;
+  }
+  for (int i = 0; i < nsrc_of(b); i++)
+    if (costly_work(s, src_of(b, i), depth + 1)) return true;
+  return false;
+}
+
+/* ... and where that work holds a transcendental or a division (softmax's
+ * exp(x - max) / sum, read by probs @ V once per feature of a head), from
+ * 8 times on: with heads of 48 features, an exp per feature was 13% of a
+ * stories15m decode step. */
 static bool store_expanded_work(sched *s, tgc_uop *u, imap *visit) {
   if (done(u) || is_rp(s, u) || imap_slot(visit, u)) return false;
   imap_put(visit, u, 1);
@@ -200,7 +225,8 @@ static bool store_expanded_work(sched *s, tgc_uop *u, imap *visit) {
     while (IS_MOVE(b->op) && !done(b) && !is_rp(s, b)) b = b->src[0];
     int64_t from = tgc_shape_numel_max(s->ctx, u->src[0]->ndim, u->src[0]->shape);
     int64_t to = tgc_shape_numel_max(s->ctx, u->ndim, u->shape);
-    if (!done(b) && !is_rp(s, b) && IS_ALU(b->op) && from >= 16 && to >= 64 * from) {
+    bool worth = to >= 64 * from || (to >= 8 * from && !done(b) && !is_rp(s, b) && costly_work(s, b, 0));
+    if (!done(b) && !is_rp(s, b) && IS_ALU(b->op) && from >= 16 && worth) {
       mark(s, b);
       return true;
     }
