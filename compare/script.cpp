@@ -45,11 +45,13 @@ struct resolver : torch::jit::Resolver {
 namespace {
 
 /* Helpers the instructions call as self.<name>: what tgc defines and ATen
- * does not, as in eager.cpp. */
+ * does not, as in eager.cpp.  The same text serves the Python module of
+ * tgc_cmp_python_source (indented into its class), where a dtype argument
+ * is a torch.dtype rather than an int and tgc_cmp.bitcast is a view. */
 const char *helpers = R"(
 def cast(self, x: Tensor, t: int, m: int) -> Tensor:
     if m != 0:
-        return torch.bitwise_and(x.to(4), m).to(t)
+        return torch.bitwise_and(x.long(), m).to(t)
     return x.to(t)
 
 def bitcast(self, x: Tensor, s: int, d: int, t: int, m: int) -> Tensor:
@@ -70,7 +72,7 @@ def mod(self, a: Tensor, b: Tensor) -> Tensor:
 
 def gather(self, table: Tensor, ids: Tensor) -> Tensor:
     n = table.size(0)
-    flat = ids.reshape([-1]).to(4)
+    flat = ids.reshape([-1]).long()
     ok = torch.logical_and(torch.ge(flat, 0), torch.lt(flat, n))
     rows = torch.index_select(table, 0, torch.clamp(flat, 0, n - 1))
     rows = torch.where(ok.unsqueeze(1), rows, torch.zeros_like(rows))
@@ -101,65 +103,6 @@ def rows(self, x: Tensor, a: int, start: int, n: int) -> Tensor:
 def index_assign(self, base: Tensor, a: int, start: int, value: Tensor) -> Tensor:
     base.index_copy_(a, torch.add(torch.arange(value.size(a), device=base.device), start), value.to(base.dtype))
     return base
-)";
-
-/* The same helpers in Python, for the AOTInductor package (aoti.cpp):
- * dtypes are torch.dtype objects there, bit reinterpretation is view. */
-const char *py_helpers = R"(
-    def cast(self, x, t, m: int):
-        if m != 0:
-            return torch.bitwise_and(x.to(torch.int64), m).to(t)
-        return x.to(t)
-
-    def bitcast(self, x, s, d, t, m: int):
-        y = x.to(s).view(d)
-        if m != 0:
-            return torch.bitwise_and(y.to(t), m)
-        return y
-
-    def idiv(self, a, b):
-        z = torch.eq(b, 0)
-        q = torch.div(a, torch.where(z, torch.ones_like(b), b), rounding_mode='trunc')
-        return torch.where(z, torch.zeros_like(q), q)
-
-    def mod(self, a, b):
-        z = torch.eq(b, 0)
-        r = torch.fmod(a, torch.where(z, torch.ones_like(b), b))
-        return torch.where(z, torch.zeros_like(r), r)
-
-    def gather(self, table, ids):
-        n = table.size(0)
-        flat = ids.reshape([-1]).to(torch.int64)
-        ok = torch.logical_and(torch.ge(flat, 0), torch.lt(flat, n))
-        rows = torch.index_select(table, 0, torch.clamp(flat, 0, n - 1))
-        rows = torch.where(ok.unsqueeze(1), rows, torch.zeros_like(rows))
-        return rows.reshape(list(ids.size()) + [table.size(1)])
-
-    def linear(self, a, w):
-        if a.numel() == a.size(-1):
-            return torch.mv(w, a.reshape([-1])).reshape(list(a.size())[:-1] + [w.size(0)])
-        return torch.matmul(a, w.t())
-
-    def assign(self, base, view, value):
-        view.copy_(value)
-        return base
-
-    def mask(self, x, a: int, n, low: bool):
-        shape = [1] * x.dim()
-        shape[a] = x.size(a)
-        keep = torch.lt(torch.arange(x.size(a), device=x.device).reshape(shape), n)
-        if not low:
-            return torch.where(keep, x, torch.zeros_like(x))
-        if x.is_floating_point():
-            return torch.where(keep, x, torch.full_like(x, float('-inf')))
-        return torch.where(keep, x, torch.full_like(x, -2147483648))
-
-    def rows(self, x, a: int, start, n: int):
-        return torch.index_select(x, a, torch.add(torch.arange(n, device=x.device), start))
-
-    def index_assign(self, base, a: int, start, value):
-        base.index_copy_(a, torch.add(torch.arange(value.size(a), device=base.device), start), value.to(base.dtype))
-        return base
 )";
 
 /* Rendering Python for torch.export rather than TorchScript (set while
@@ -353,8 +296,14 @@ std::string tgc_cmp_python_source(const tgc_cmp_prog &p) {
     ~on() { python = false; }
   } scope;
   std::string s = "# A tgc step graph, rendered by tgc's compare module for torch.export and AOTInductor.\n"
-                  "import torch\n\n\nclass Step(torch.nn.Module):\n";
-  s += py_helpers;
+                  "import torch\nfrom torch import Tensor\n\n\n"
+                  "class tgc_cmp:  # the TorchScript module's own operator, in Python\n"
+                  "    @staticmethod\n    def bitcast(x, d):\n        return x.view(d)\n\n\n"
+                  "class Step(torch.nn.Module):";
+  for (const char *p = helpers; *p; p++) { /* the helpers, indented into the class */
+    s += *p;
+    if (*p == '\n' && p[1] && p[1] != '\n') s += "    ";
+  }
   s += "\n    def forward(self";
   for (size_t k = 0; k < p.leaves.size(); k++) s += ", a" + num((int64_t)k);
   s += ", vars):\n        dev = vars.device\n";
