@@ -782,15 +782,19 @@ static void fill_info(lower *L, const tgc_uop *ast) {
   (void)ast;
 }
 
-/* Unravels index `idx` over the axes of `kind`, last axis fastest. */
-static void unravel(lower *L, int idx, tgc_axis_kind kind) {
+/* Unravels index `idx` over the axes of `kind`, last axis fastest, except
+ * axis `slowest` (-1: none), which takes what is left: the slowest.
+ * Returns the product of the other axes' sizes. */
+static int64_t unravel(lower *L, int idx, tgc_axis_kind kind, int slowest) {
   int64_t after = 1;
   for (int i = L->ks->ndim - 1; i >= 0; i--) {
-    if (L->ks->kind[i] != kind) continue;
+    if (L->ks->kind[i] != kind || i == slowest) continue;
     int64_t n = dmax(L, L->ks->shape[i]);
     L->vals[i] = imodc(L, idivc(L, idx, after), n);
     after *= n;
   }
+  if (slowest >= 0) L->vals[slowest] = idivc(L, idx, after);
+  return after;
 }
 
 /* Global axes from the block index.  With one global axis of symbolic
@@ -802,20 +806,8 @@ static void unravel_global(lower *L, int gid) {
   int s = -1, nsym = 0;
   for (int i = 0; i < L->ks->ndim; i++)
     if (L->ks->kind[i] == AXIS_GLOBAL && tgc_sym_is(L->ks->shape[i])) s = i, nsym++;
-  if (nsym != 1) {
-    unravel(L, gid, AXIS_GLOBAL);
-    return;
-  }
-  int64_t after = 1;
-  for (int i = L->ks->ndim - 1; i >= 0; i--) {
-    if (L->ks->kind[i] != AXIS_GLOBAL || i == s) continue;
-    int64_t n = dmax(L, L->ks->shape[i]);
-    L->vals[i] = imodc(L, idivc(L, gid, after), n);
-    after *= n;
-  }
-  L->vals[s] = idivc(L, gid, after);
-  L->p->info.grid_sym = L->ks->shape[s];
-  L->p->info.grid_per = after;
+  int64_t per = unravel(L, gid, AXIS_GLOBAL, nsym == 1 ? s : -1);
+  if (nsym == 1) L->p->info.grid_sym = L->ks->shape[s], L->p->info.grid_per = per;
 }
 
 /* GPU: global axes come from the block index, local and group axes from
@@ -828,8 +820,8 @@ static void gpu_indices(lower *L) {
   unravel_global(L, gid);
   L->lidx = idivc(L, lid, ngr);
   L->gidx = imodc(L, lid, ngr);
-  unravel(L, L->lidx, AXIS_LOCAL);
-  unravel(L, L->gidx, AXIS_GROUP);
+  unravel(L, L->lidx, AXIS_LOCAL, -1);
+  unravel(L, L->gidx, AXIS_GROUP, -1);
   L->p->info.grid[0] = ng;
   L->p->info.block[0] = nl * ngr;
   L->p->info.grid[1] = L->p->info.grid[2] = L->p->info.block[1] = L->p->info.block[2] = 1;

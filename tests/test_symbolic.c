@@ -313,3 +313,27 @@ Test(symbolic, misuse_is_an_error_not_undefined_behaviour) {
   cr_expect_eq(tgc_to_host(wq, out, sizeof out), TGC_ERR_ARG, "3 rows do not fit 16 bytes");
   tgc_ctx_free(ctx);
 }
+
+/* A GPU launch over one symbolic global axis covers its current size:
+ * the axis is the slowest part of the block index (compiler/lower.c), so
+ * a binding of start_pos = 9 launches 10 rows of 32 blocks, not all 64
+ * rows the grid was laid out for.  Without a binding (NULL), or with a
+ * size outside [1, largest], the whole grid.  (Results at every binding
+ * are checked on OpenCL by the tests above, which the OpenCL pass runs.) */
+Test(symbolic, a_gpu_launch_covers_the_current_size_of_a_symbolic_axis) {
+  tgc_ctx *ctx = tgc_ctx_new();
+  cr_assert_not_null(ctx, "%s", tgc_last_error());
+  tgc_var *pos = tgc_var_new(ctx, "start_pos", 0, CTX - 1);
+  cr_assert_not_null(pos, "%s", tgc_last_error());
+  tgc_prog_info in = {.grid = {32 * CTX, 1, 1}, .grid_sym = tgc_var_dim(pos, 1, 1), .grid_per = 32};
+  int64_t vars[TGC_MAX_VARS] = {9};
+  cr_expect_eq(tgc_prog_blocks(&in, vars), 32 * 10, "start_pos 9: 10 rows of 32 blocks");
+  vars[0] = CTX - 1;
+  cr_expect_eq(tgc_prog_blocks(&in, vars), 32 * CTX, "the last position: the whole grid");
+  cr_expect_eq(tgc_prog_blocks(&in, NULL), 32 * CTX, "no bindings: the whole grid");
+  vars[0] = CTX + 5;
+  cr_expect_eq(tgc_prog_blocks(&in, vars), 32 * CTX, "a size past the largest is never launched");
+  tgc_prog_info plain = {.grid = {77, 1, 1}};
+  cr_expect_eq(tgc_prog_blocks(&plain, vars), 77, "no symbolic axis: grid[0]");
+  tgc_ctx_free(ctx);
+}
