@@ -410,6 +410,10 @@ typedef struct tgc_linprog {
  * tgc_linprog_free. */
 tgc_linprog *tgc_lower(tgc_uop *ast, const tgc_kshape *ks, const struct tgc_lang *lang);
 void tgc_linprog_free(tgc_linprog *p);
+/* compiler/kinfo.c: fills p->info's name, CPU split, flops, bytes and
+ * opts from the kernel shape and p's instructions (W: vector lanes); the
+ * globals' slots and dtypes and the GPU launch are set by tgc_lower. */
+void tgc_linprog_describe(tgc_linprog *p, const tgc_kshape *ks, bool gpu, const tgc_ctx *ctx, int W);
 
 /* ======================================================================
  * compiler/render.c: linear IR -> source text, by language tables
