@@ -127,11 +127,13 @@ std::vector<at::Tensor> execute(tgc_cmp *c, tgc_ctx *ctx, tgc_cmp_prog &p, at::D
     c->stats.translate_s += now() - t0;
   }
   std::vector<at::Tensor> leaves = leaves_of(c, p, vars, dev);
-  at::Tensor vars_t;
-  if (p.is_static)
-    vars_t = at::from_blob(const_cast<int64_t *>(vars), {TGC_MAX_VARS}, at::kLong).to(dev);
+  /* the variables as a tensor on dev, for a static program run here (a
+   * CUDA graph keeps its own, updated in place: no copy per step for it) */
+  auto vars_tensor = [&] {
+    return p.is_static ? at::from_blob(const_cast<int64_t *>(vars), {TGC_MAX_VARS}, at::kLong).to(dev) : at::Tensor();
+  };
   c->stats.compile_s = 0;
-  if (c->mode == TGC_CMP_TORCH_BASE || !c->compile) return tgc_cmp_eager(p, leaves, vars, vars_t, dev);
+  if (c->mode == TGC_CMP_TORCH_BASE || !c->compile) return tgc_cmp_eager(p, leaves, vars, vars_tensor(), dev);
   double t0 = now();
   std::string key = tgc_cmp_key(p);
   c->stats.translate_s += now() - t0;
@@ -144,7 +146,7 @@ std::vector<at::Tensor> execute(tgc_cmp *c, tgc_ctx *ctx, tgc_cmp_prog &p, at::D
       c->stats.compile_s = now() - t0;
       c->stats.compiles++;
     }
-    return tgc_cmp_aoti_run(*a, leaves, vars_t);
+    return tgc_cmp_aoti_run(*a, leaves, vars_tensor());
   }
 #ifdef TGC_CMP_CUDA
   if (dev.is_cuda()) {
